@@ -1,0 +1,73 @@
+"""JetStream topology as code: streams, durable consumers, the session bucket.
+
+``livetranslate streams apply`` creates or updates all of it; stages bind to
+what exists and never rewrite it at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "AUDIO",
+    "CONSUMERS",
+    "DEAD_LETTERS",
+    "RESULTS",
+    "SESSIONS_BUCKET",
+    "SPEECH",
+    "STREAMS",
+    "ConsumerSpec",
+    "StreamSpec",
+]
+
+HOUR_S: Final = 3600
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream; ``max_age_s`` is how long a session stays replayable."""
+
+    name: str
+    subjects: tuple[str, ...]
+    max_age_s: int = 24 * HOUR_S
+    max_msg_size: int = 1024 * 1024
+    duplicate_window_s: int = 120
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One durable pull consumer that a stage binds to by name."""
+
+    stream: str
+    durable: str
+    filter_subjects: tuple[str, ...]
+    max_deliver: int = 5
+    ack_wait_s: float = 30.0
+    max_ack_pending: int = 10_000
+    backoff_s: tuple[float, ...] = field(default=())
+
+
+AUDIO: Final = StreamSpec("AUDIO", ("audio.ingest.>",))
+SPEECH: Final = StreamSpec("SPEECH", ("audio.speech.>", "vad.>"))
+RESULTS: Final = StreamSpec(
+    "RESULTS", ("transcript.>", "translation.>", "speaker.>", "analytics.>")
+)
+DEAD_LETTERS: Final = StreamSpec("DEADLETTER", ("deadletter.>",), max_age_s=7 * 24 * HOUR_S)
+
+STREAMS: Final = (AUDIO, SPEECH, RESULTS, DEAD_LETTERS)
+
+CONSUMERS: Final = {
+    "vad": ConsumerSpec("AUDIO", "vad", ("audio.ingest.>",)),
+    "transcribe": ConsumerSpec("SPEECH", "transcribe", ("audio.speech.>",)),
+    "translate": ConsumerSpec("RESULTS", "translate", ("transcript.>",)),
+    "analytics-speech": ConsumerSpec("SPEECH", "analytics-speech", ("vad.>",)),
+    "analytics-results": ConsumerSpec(
+        "RESULTS", "analytics-results", ("transcript.final.>", "translation.>")
+    ),
+}
+"""Durable consumers by name; the name is also the durable's name."""
+
+SESSIONS_BUCKET: Final = "sessions"
+"""KV bucket of ``SessionConfig`` documents, keyed by session id."""
