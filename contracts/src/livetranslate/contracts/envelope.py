@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, TypeVar
 
-from pydantic import ValidationError
-
 from livetranslate.contracts import headers as h
 from livetranslate.contracts import v1
+from pydantic import ValidationError
 
 __all__ = [
     "AUDIO_CONTRACTS",
@@ -47,9 +46,7 @@ class Decoded:
         self.pcm = pcm
 
 
-def encode(
-    contract: v1.Contract, msg_id: str | None = None
-) -> tuple[bytes, dict[str, str]]:
+def encode(contract: v1.Contract, msg_id: str | None = None) -> tuple[bytes, dict[str, str]]:
     """Body and headers of a JSON contract."""
     return contract.model_dump_json().encode(), _headers(contract, msg_id)
 
@@ -83,9 +80,7 @@ def decode_as(model: type[C], headers: Mapping[str, str] | None, body: bytes) ->
     """Decode and insist on one contract."""
     contract = decode(headers, body).contract
     if not isinstance(contract, model):
-        raise ContractError(
-            f"expected {model.CONTRACT_NAME}, got {contract.CONTRACT_NAME}"
-        )
+        raise ContractError(f"expected {model.CONTRACT_NAME}, got {contract.CONTRACT_NAME}")
     return contract
 
 
@@ -119,7 +114,5 @@ def _model_for(headers: Mapping[str, str]) -> type[v1.Contract]:
 
 
 def _summary(exc: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
-    ]
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:3]]
     return "; ".join(parts)

@@ -19,8 +19,7 @@ __all__ = ["breaking_changes", "export", "schemas"]
 def schemas() -> dict[str, dict[str, Any]]:
     """``<name>.v1`` -> JSON Schema of that contract."""
     return {
-        f"{name}.v{v1.VERSION}": model.model_json_schema()
-        for name, model in v1.CONTRACTS.items()
+        f"{name}.v{v1.VERSION}": model.model_json_schema() for name, model in v1.CONTRACTS.items()
     }
 
 

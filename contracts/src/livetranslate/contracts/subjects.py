@@ -42,8 +42,7 @@ class InvalidSubjectError(ValueError):
 def validate_session_id(session_id: str) -> str:
     if not SESSION_ID_PATTERN.match(session_id):
         raise InvalidSubjectError(
-            f"session id must be 1-64 characters of letters, digits, '_' or '-'; "
-            f"got {session_id!r}"
+            f"session id must be 1-64 characters of letters, digits, '_' or '-'; got {session_id!r}"
         )
     return session_id
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
 from livetranslate.contracts.subjects import validate_language, validate_session_id
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "CONTRACTS",
@@ -88,7 +87,8 @@ class SessionConfig(Contract):
         default=(), description="Languages every final is translated into."
     )
     model: str | None = Field(
-        default=None, description="Recogniser model name or path; None uses the stage default."
+        default=None,
+        description="Recogniser model name or path; None uses the stage default.",
     )
     translate_partials: bool = Field(
         default=False, description="Also translate partial revisions (costs CPU)."
@@ -141,7 +141,8 @@ class SpeechAudioMeta(Contract):
     utterance_start_samples: int = Field(ge=0)
     is_last: bool = False
     speech_end_at: datetime | None = Field(
-        default=None, description="When the VAD decided the utterance ended, on the last piece."
+        default=None,
+        description="When the VAD decided the utterance ended, on the last piece.",
     )
     sent_at: datetime = Field(default_factory=utc_now)
 

@@ -19,6 +19,7 @@ __all__ = [
     "STREAMS",
     "ConsumerSpec",
     "StreamSpec",
+    "stream_for",
 ]
 
 HOUR_S: Final = 3600
@@ -63,11 +64,28 @@ CONSUMERS: Final = {
     "transcribe": ConsumerSpec("SPEECH", "transcribe", ("audio.speech.>",)),
     "translate": ConsumerSpec("RESULTS", "translate", ("transcript.>",)),
     "analytics-speech": ConsumerSpec("SPEECH", "analytics-speech", ("vad.>",)),
-    "analytics-results": ConsumerSpec(
-        "RESULTS", "analytics-results", ("transcript.final.>", "translation.>")
-    ),
+    "analytics-finals": ConsumerSpec("RESULTS", "analytics-finals", ("transcript.final.>",)),
+    "analytics-translations": ConsumerSpec("RESULTS", "analytics-translations", ("translation.>",)),
 }
 """Durable consumers by name; the name is also the durable's name."""
 
 SESSIONS_BUCKET: Final = "sessions"
 """KV bucket of ``SessionConfig`` documents, keyed by session id."""
+
+
+def stream_for(subject: str) -> str:
+    """The name of the stream that stores ``subject``; KeyError when none does."""
+    for spec in STREAMS:
+        if any(_matches(pattern, subject) for pattern in spec.subjects):
+            return spec.name
+    raise KeyError(f"no stream stores subject {subject!r}")
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    want, got = pattern.split("."), subject.split(".")
+    for index, token in enumerate(want):
+        if token == ">":
+            return len(got) > index
+        if index >= len(got) or (token != "*" and token != got[index]):
+            return False
+    return len(want) == len(got)

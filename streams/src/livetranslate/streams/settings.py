@@ -1,0 +1,54 @@
+"""Settings from environment variables, all under the ``LIVETRANSLATE_`` prefix.
+
+Each stage reads its own section (``LIVETRANSLATE_TRANSCRIBE_MODEL`` …). A
+wrong value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["BrokerSettings", "SettingsError", "load"]
+
+PREFIX = "LIVETRANSLATE_"
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """A setting has a wrong value; exits the process with the explanation."""
+
+
+class BrokerSettings(BaseSettings):
+    """Where the broker is and how loudly to log."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="Broker to connect to.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the stages' own logs."
+    )
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="json for log shippers, console for people."
+    )
+
+
+def load(settings_type: type[S]) -> S:
+    """Read ``settings_type`` from the environment, or stop naming what is wrong."""
+    try:
+        return settings_type()
+    except ValidationError as exc:
+        raise SettingsError(_explain(settings_type, exc)) from exc
+
+
+def _explain(settings_type: type[BaseSettings], exc: ValidationError) -> str:
+    prefix = str(settings_type.model_config.get("env_prefix", ""))
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        variable = f"{prefix}{field}".upper()
+        lines.append(f"  {variable}={error.get('input')!r}: {error['msg']}")
+    return "\n".join(lines)

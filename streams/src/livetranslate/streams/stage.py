@@ -1,0 +1,76 @@
+"""What every stage is, and how a set of stages runs against one broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import structlog
+from faststream.nats import NatsBroker, NatsRouter
+from livetranslate.streams.publishing import Publisher
+
+__all__ = ["Stage", "StageRunner", "connect_broker"]
+
+log = structlog.get_logger(__name__)
+
+
+class Stage(Protocol):
+    """One pipeline stage: its subscribers, and what it loads and frees."""
+
+    name: str
+
+    def bind(self, router: NatsRouter, publisher: Publisher) -> None:
+        """Register the stage's subscribers; ``publisher`` works once started."""
+
+    async def start(self) -> None:
+        """Load models and start background work; called before consuming."""
+
+    async def stop(self) -> None:
+        """Flush and free; called after consuming has stopped."""
+
+
+def connect_broker(url: str) -> NatsBroker:
+    """A broker that keeps reconnecting and does not log every message."""
+    return NatsBroker(
+        url,
+        # nats-py gives up after 60 attempts by default; a stage should not.
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        log_level=logging.DEBUG,
+        graceful_timeout=15.0,
+    )
+
+
+class StageRunner:
+    """Runs stages on one broker connection: bind, start, consume, stop."""
+
+    def __init__(self, url: str, stages: Sequence[Stage]) -> None:
+        self.broker = connect_broker(url)
+        self.publisher = Publisher(self.broker)
+        self.stages = list(stages)
+        for stage in self.stages:
+            router = NatsRouter()
+            stage.bind(router, self.publisher)
+            self.broker.include_router(router)
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        for stage in self.stages:
+            await stage.start()
+            log.info("stage.started", stage=stage.name)
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        for stage in reversed(self.stages):
+            await stage.stop()
+            log.info("stage.stopped", stage=stage.name)
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
