@@ -39,7 +39,7 @@ class RecordingStage:
             raise RuntimeError("transient")
         self.seen.append(decoded.contract)
 
-    async def start(self) -> None:
+    async def start(self, sessions: object) -> None:
         pass
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from typing import Protocol
 import structlog
 from faststream.nats import NatsBroker, NatsRouter
 from livetranslate.streams.publishing import Publisher
+from livetranslate.streams.sessions import SessionStore
 
 __all__ = ["Stage", "StageRunner", "connect_broker"]
 
@@ -24,7 +25,7 @@ class Stage(Protocol):
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         """Register the stage's subscribers; ``publisher`` works once started."""
 
-    async def start(self) -> None:
+    async def start(self, sessions: SessionStore) -> None:
         """Load models and start background work; called before consuming."""
 
     async def stop(self) -> None:
@@ -56,9 +57,11 @@ class StageRunner:
             self.broker.include_router(router)
 
     async def start(self) -> None:
-        await self.broker.connect()
+        client = await self.broker.connect()
+        self.sessions = SessionStore(client)
+        await self.sessions.open(watch=True)
         for stage in self.stages:
-            await stage.start()
+            await stage.start(self.sessions)
             log.info("stage.started", stage=stage.name)
         await self.broker.start()
 
@@ -67,6 +70,7 @@ class StageRunner:
         for stage in reversed(self.stages):
             await stage.stop()
             log.info("stage.stopped", stage=stage.name)
+        await self.sessions.close()
 
     async def run_until(self, stop: asyncio.Event) -> None:
         await self.start()

@@ -1,0 +1,141 @@
+"""What the CLI's commands do, as coroutines the CLI runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import structlog
+import typer
+
+from livetranslate.cli import render
+from livetranslate.cli.pipeline import apply_to, broker, stages
+from livetranslate.cli.session import Caption, SessionWatch
+from livetranslate.cli.stages import PIPELINE, StageName
+from livetranslate.contracts import subjects, v1
+
+__all__ = ["SessionRequest", "publish", "run_edge", "run_stages", "transcribe", "up"]
+
+log = structlog.get_logger(__name__)
+FINISH_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """What a producer asks of a new session."""
+
+    session_id: str
+    targets: tuple[str, ...]
+    language: str | None
+    chunk_ms: int
+
+    def config(self) -> v1.SessionConfig:
+        from livetranslate.translate.languages import normalize_language
+
+        return v1.SessionConfig(
+            session_id=subjects.validate_session_id(self.session_id),
+            source_language=normalize_language(self.language) if self.language else None,
+            target_languages=tuple(normalize_language(t) for t in self.targets),
+        )
+
+
+async def up(nats_url: str | None, data_dir: Path, host: str, port: int) -> None:
+    from livetranslate.edge.app import create_app
+    from livetranslate.edge.server import serve
+
+    async with broker(nats_url, data_dir) as url:
+        if nats_url is not None:
+            await apply_to(url)
+        async with stages(url, PIPELINE):
+            typer.echo(f"LiveTranslate is up: page http://{host}:{port}/  broker {url}", err=True)
+            await serve(create_app(url), host=host, port=port, stop=asyncio.Event())
+
+
+async def run_stages(url: str, names: Sequence[StageName]) -> None:
+    async with stages(url, names):
+        await asyncio.Event().wait()
+
+
+async def run_edge(url: str, host: str, port: int) -> None:
+    from livetranslate.edge.app import create_app
+    from livetranslate.edge.server import serve
+
+    await serve(create_app(url), host=host, port=port, stop=asyncio.Event())
+
+
+async def publish(file: Path, url: str, request: SessionRequest, *, realtime: bool) -> None:
+    from livetranslate.ingest.decode import decode_file
+
+    config = request.config()
+    samples = await asyncio.to_thread(decode_file, file)
+    await _publish_session(url, config, samples, request.chunk_ms, realtime)
+    seconds = len(samples) / v1.SAMPLE_RATE_HZ
+    typer.echo(f"published {seconds:.1f} s of audio to {subjects.audio_ingest(config.session_id)}")
+
+
+async def transcribe(
+    file: Path, nats_url: str | None, request: SessionRequest, output: str, *, realtime: bool
+) -> None:
+    from livetranslate.ingest.decode import decode_file
+
+    config = request.config()
+    samples = await asyncio.to_thread(decode_file, file)
+    async with broker(nats_url, None) as url, stages(url, PIPELINE):
+        client = await nats.connect(url)
+        watch = SessionWatch(
+            client,
+            config.session_id,
+            config.target_languages,
+            on_caption=_print_caption if output == "text" else None,
+            on_partial=_print_partial if output == "text" and sys.stdout.isatty() else None,
+        )
+        await watch.start()
+        await _publish_session(url, config, samples, request.chunk_ms, realtime)
+        await watch.wait(FINISH_TIMEOUT_S + len(samples) / v1.SAMPLE_RATE_HZ)
+        await watch.stop()
+        await client.close()
+    _print_result(output, config.session_id, watch)
+
+
+async def _publish_session(
+    url: str, config: v1.SessionConfig, samples: object, chunk_ms: int, realtime: bool
+) -> None:
+    from livetranslate.ingest.publish import publish_samples
+    from livetranslate.streams import Publisher
+    from livetranslate.streams.sessions import SessionStore
+    from livetranslate.streams.stage import connect_broker
+
+    producer = connect_broker(url)
+    client = await producer.connect()
+    try:
+        store = SessionStore(client)
+        await store.open()
+        await store.put(config)
+        await publish_samples(
+            Publisher(producer), config.session_id, samples,  # type: ignore[arg-type]
+            chunk_ms=chunk_ms, realtime=realtime,
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+def _print_caption(caption: Caption) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r\033[K")
+    print(render.caption_line(caption), flush=True)
+
+
+def _print_partial(partial: v1.Transcript) -> None:
+    sys.stdout.write(f"\r\033[K\033[2m… {partial.text.strip()[-100:]}\033[0m")
+    sys.stdout.flush()
+
+
+def _print_result(output: str, session_id: str, watch: SessionWatch) -> None:
+    if output == "json":
+        print(render.document(session_id, watch.language, watch.ordered()))
+    elif output == "srt":
+        print(render.srt(watch.ordered()), end="")

@@ -1,0 +1,185 @@
+"""``livetranslate``: the one entry point.
+
+Start the whole pipeline with an embedded broker (``up``), run one stage
+against a broker (``run``), apply the topology (``streams apply``), publish
+a file as a live session (``publish``), or transcribe a file and print its
+captions (``transcribe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from livetranslate.cli.stages import PIPELINE, StageName
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+streams_app = typer.Typer(no_args_is_help=True, help="JetStream topology.")
+app.add_typer(streams_app, name="streams")
+
+NatsOption = Annotated[
+    str | None,
+    typer.Option("--nats", envvar="LIVETRANSLATE_NATS_URL", help="Broker URL; unset embeds one."),
+]
+TranslateOption = Annotated[
+    list[str] | None,
+    typer.Option("--translate", "-t", help="Target language; repeat for several."),
+]
+LanguageOption = Annotated[
+    str | None, typer.Option("--language", "-l", help="Spoken language; unset detects it.")
+]
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+    srt = "srt"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def up(
+    nats: NatsOption = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Embedded broker's store: sessions stay replayable here.")
+    ] = Path(".livetranslate/nats"),
+    host: Annotated[str, typer.Option(help="Address the edge listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the edge's page and WebSocket.")] = 8000,
+) -> None:
+    """Run the broker (unless --nats), every stage and the edge, until Ctrl-C."""
+    from livetranslate.cli import commands
+
+    _setup_logging()
+    _run(commands.up(nats, data_dir, host, port))
+
+
+@app.command()
+def run(
+    stage: Annotated[str, typer.Argument(help="vad, transcribe, translate, analytics or edge.")],
+    nats: NatsOption = None,
+    host: Annotated[str, typer.Option(help="Edge only: listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Edge only: port.")] = 8000,
+) -> None:
+    """Run one stage against a broker, until Ctrl-C."""
+    from livetranslate.cli import commands
+
+    _setup_logging()
+    url = nats or "nats://127.0.0.1:4222"
+    if stage == "edge":
+        _run(commands.run_edge(url, host, port))
+        return
+    try:
+        name = StageName(stage)
+    except ValueError:
+        raise fail(f"unknown stage {stage!r}; choose from vad, transcribe, translate, "
+                   "analytics, edge") from None
+    _run(commands.run_stages(url, [name]))
+
+
+@streams_app.command("apply")
+def streams_apply(nats: NatsOption = None) -> None:
+    """Create or update the streams, consumers and session bucket on a broker."""
+    from livetranslate.cli.pipeline import apply_to
+
+    for line in asyncio.run(apply_to(nats or "nats://127.0.0.1:4222")):
+        typer.echo(line)
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(help="Audio file: wav, flac, mp3, ogg, webm, mp4…")],
+    session: Annotated[str, typer.Option(help="Session id: letters, digits, '_' or '-'.")],
+    nats: NatsOption = None,
+    fast: Annotated[bool, typer.Option(help="As fast as the broker takes it.")] = False,
+    translate: TranslateOption = None,
+    language: LanguageOption = None,
+    chunk_ms: Annotated[int, typer.Option(help="Chunk length, 20-100 ms.")] = 100,
+) -> None:
+    """Publish a file to audio.ingest.<session> as a live source would."""
+    from livetranslate.cli import commands
+
+    _setup_logging("WARNING")
+    request = commands.SessionRequest(session, tuple(translate or ()), language, chunk_ms)
+    _run(commands.publish(file, nats or "nats://127.0.0.1:4222", request, realtime=not fast))
+
+
+@app.command()
+def transcribe(
+    file: Annotated[Path, typer.Argument(help="Audio file: wav, flac, mp3, ogg, webm, mp4…")],
+    translate: TranslateOption = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+    nats: NatsOption = None,
+    realtime: Annotated[bool, typer.Option(help="Publish at real-time pace.")] = False,
+    language: LanguageOption = None,
+    session: Annotated[str | None, typer.Option(help="Session id; default random.")] = None,
+) -> None:
+    """Transcribe (and translate) a file through the pipeline and print its captions."""
+    from livetranslate.cli import commands
+
+    _setup_logging("WARNING")
+    session_id = session or f"file-{uuid.uuid4().hex[:12]}"
+    request = commands.SessionRequest(session_id, tuple(translate or ()), language, 100)
+    _run(commands.transcribe(file, nats, request, output.value, realtime=realtime))
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("contracts/schemas"),
+) -> None:
+    """Export the JSON Schema of every contract."""
+    from livetranslate.contracts.schema import export
+
+    for path in export(out):
+        typer.echo(path)
+
+
+def _setup_logging(floor: str | None = None) -> None:
+    from livetranslate.streams.logs import configure
+    from livetranslate.streams.settings import BrokerSettings, load
+
+    settings = load(BrokerSettings)
+    configure(floor or settings.log_level, settings.log_format)
+
+
+def _run(main: object) -> None:
+    """Run a coroutine; Ctrl-C and SIGTERM cancel it so every ``finally`` runs."""
+    import asyncio
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            typer.echo("stopped", err=True)
+
+    try:
+        asyncio.run(guarded())
+    except _user_errors() as exc:
+        raise fail(str(exc)) from None
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from livetranslate.contracts.subjects import InvalidSubjectError
+    from livetranslate.ingest.decode import AudioDecodeError
+
+    return (AudioDecodeError, InvalidSubjectError, ConnectionError, TimeoutError)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

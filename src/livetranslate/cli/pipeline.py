@@ -1,0 +1,50 @@
+"""Bringing up a broker and stages inside this process."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import nats
+
+from livetranslate.cli.stages import StageName, build
+from livetranslate.streams import StageRunner
+from livetranslate.streams.apply import apply_topology
+from livetranslate.streams.server import EmbeddedServer
+
+__all__ = ["apply_to", "broker", "stages"]
+
+
+async def apply_to(url: str) -> list[str]:
+    """Apply the topology to the broker at ``url``; returns what was done."""
+    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        return await apply_topology(client)
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def broker(url: str | None, data_dir: Path | None) -> AsyncIterator[str]:
+    """Yield a broker URL: ``url`` as given, else an embedded server's, topology applied."""
+    if url is not None:
+        yield url
+        return
+    with contextlib.ExitStack() as stack:
+        folder = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        async with EmbeddedServer(folder) as server:
+            await apply_to(server.url)
+            yield server.url
+
+
+@contextlib.asynccontextmanager
+async def stages(url: str, names: Sequence[StageName]) -> AsyncIterator[StageRunner]:
+    """Run the named stages on ``url`` until the block exits."""
+    runner = StageRunner(url, [build(name) for name in names])
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop()

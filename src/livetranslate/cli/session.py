@@ -1,0 +1,121 @@
+"""Following one session's results until its last final and translations are out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from livetranslate.contracts import ContractError, decode, v1
+
+__all__ = ["Caption", "SessionWatch"]
+
+
+@dataclass
+class Caption:
+    """One utterance as shown: its final text, translations and speaker."""
+
+    utterance_id: str
+    start_s: float
+    end_s: float
+    text: str
+    language: str | None
+    translations: dict[str, str] = field(default_factory=dict)
+    speaker: str | None = None
+
+
+CaptionCallback = Callable[[Caption], None]
+PartialCallback = Callable[[v1.Transcript], None]
+
+
+class SessionWatch:
+    """Subscribes to a session's speech events, transcripts and translations.
+
+    It is done once the VAD has closed the session and every utterance has
+    its final and, for a final with text, a translation into every target.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        session_id: str,
+        targets: tuple[str, ...],
+        on_caption: CaptionCallback | None = None,
+        on_partial: PartialCallback | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.targets = targets
+        self.captions: dict[str, Caption] = {}
+        self.language: str | None = None
+        self._js: JetStreamContext = client.jetstream()
+        self._on_caption = on_caption
+        self._on_partial = on_partial
+        self._expected: int | None = None
+        self._shown: set[str] = set()
+        self._done = asyncio.Event()
+        self._subscriptions: list[JetStreamContext.PushSubscription] = []
+
+    async def start(self) -> None:
+        sid = self.session_id
+        for subject in (f"vad.{sid}", f"transcript.*.{sid}", f"translation.*.{sid}"):
+            subscription = await self._js.subscribe(subject, cb=self._on_msg, ordered_consumer=True)
+            self._subscriptions.append(subscription)
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()
+
+    async def wait(self, timeout_s: float | None = None) -> None:
+        await asyncio.wait_for(self._done.wait(), timeout_s)
+
+    def ordered(self) -> list[Caption]:
+        return sorted(self.captions.values(), key=lambda c: c.start_s)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            contract = decode(msg.headers, msg.data).contract
+        except ContractError:
+            return
+        if isinstance(contract, v1.VadEvent) and contract.kind == "session_end":
+            self._expected = contract.utterances
+        elif isinstance(contract, v1.Transcript):
+            self._on_transcript(contract)
+        elif isinstance(contract, v1.Translation) and contract.kind == "final":
+            self._on_translation(contract)
+        self._check_done()
+
+    def _on_transcript(self, transcript: v1.Transcript) -> None:
+        if transcript.kind == "partial":
+            if self._on_partial and transcript.utterance_id not in self.captions:
+                self._on_partial(transcript)
+            return
+        self.language = self.language or transcript.language
+        self.captions[transcript.utterance_id] = Caption(
+            utterance_id=transcript.utterance_id,
+            start_s=transcript.start_s,
+            end_s=transcript.end_s,
+            text=transcript.text.strip(),
+            language=transcript.language,
+        )
+
+    def _on_translation(self, translation: v1.Translation) -> None:
+        for utterance_id in translation.utterance_ids:
+            caption = self.captions.get(utterance_id)
+            if caption is not None:
+                caption.translations[translation.target_language] = translation.text
+
+    def _complete(self, caption: Caption) -> bool:
+        return not caption.text or all(t in caption.translations for t in self.targets)
+
+    def _check_done(self) -> None:
+        for caption in self.ordered():
+            if caption.utterance_id not in self._shown and self._complete(caption):
+                self._shown.add(caption.utterance_id)
+                if self._on_caption and caption.text:
+                    self._on_caption(caption)
+        if self._expected is not None and len(self._shown) >= self._expected:
+            self._done.set()
