@@ -1,4 +1,0 @@
-from tiny_models import f
-
-def test_a() -> None:
-    assert f() == 1
