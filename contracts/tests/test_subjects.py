@@ -13,7 +13,7 @@ def test_builders_end_with_the_session() -> None:
     assert subjects.translation("pt", "s-1") == "translation.pt.s-1"
 
 
-@pytest.mark.parametrize("bad", ["", "a.b", "a b", "*", ">", "x" * 65, "ümlaut"])
+@pytest.mark.parametrize("bad", ["", "a.b", "a b", "*", ">", "x" * 65, "ümlaut", "abc\n"])
 def test_session_ids_that_would_break_a_subject_are_refused(bad: str) -> None:
     with pytest.raises(subjects.InvalidSubjectError, match="session id"):
         subjects.audio_ingest(bad)

@@ -40,7 +40,7 @@ class InvalidSubjectError(ValueError):
 
 
 def validate_session_id(session_id: str) -> str:
-    if not SESSION_ID_PATTERN.match(session_id):
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
         raise InvalidSubjectError(
             f"session id must be 1-64 characters of letters, digits, '_' or '-'; got {session_id!r}"
         )
@@ -48,7 +48,7 @@ def validate_session_id(session_id: str) -> str:
 
 
 def validate_language(language: str) -> str:
-    if not LANGUAGE_PATTERN.match(language):
+    if not LANGUAGE_PATTERN.fullmatch(language):
         raise InvalidSubjectError(
             f"language must be a lower-case ISO 639 code such as 'pt'; got {language!r}"
         )
@@ -87,7 +87,7 @@ def analytics(session_id: str) -> str:
 
 def dead_letter(stage: str, session_id: str | None) -> str:
     """Where a stage puts what it cannot process; ``_`` when no session is known."""
-    token = session_id if session_id and SESSION_ID_PATTERN.match(session_id) else "_"
+    token = session_id if session_id and SESSION_ID_PATTERN.fullmatch(session_id) else "_"
     return f"deadletter.{stage}.{token}"
 
 
