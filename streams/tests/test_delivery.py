@@ -8,11 +8,10 @@ import uuid
 
 import pytest
 from faststream.nats import NatsRouter
-from nats.aio.client import Client
-
 from livetranslate.contracts import decode_as, encode, subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Publisher, Rejected, StageRunner
+from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 
@@ -29,7 +28,7 @@ class RecordingStage:
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         from livetranslate.streams.delivery import consume
 
-        consume(router, "vad", self.name, lambda: publisher, self.handle, batch_size=4)
+        consume(router, "vad", self.name, lambda: publisher, self.handle)
 
     async def handle(self, decoded: Decoded, subject: str) -> None:
         if isinstance(decoded.contract, v1.SessionEvent) and decoded.contract.kind == "end":
@@ -47,9 +46,7 @@ class RecordingStage:
 
 
 async def _dead_letters(client: Client, session_id: str, count: int) -> list[v1.DeadLetter]:
-    sub = await client.jetstream().subscribe(
-        f"deadletter.*.{session_id}", ordered_consumer=True
-    )
+    sub = await client.jetstream().subscribe(f"deadletter.*.{session_id}", ordered_consumer=True)
     letters = []
     for _ in range(count):
         msg = await sub.next_msg(timeout=10)
@@ -112,9 +109,7 @@ async def test_rejected_content_is_dead_lettered_with_reason(
 ) -> None:
     session_id = f"s-{uuid.uuid4().hex[:8]}"
     body, headers = encode(v1.SessionEvent(session_id=session_id, kind="end"))
-    await nats_client.jetstream().publish(
-        subjects.audio_ingest(session_id), body, headers=headers
-    )
+    await nats_client.jetstream().publish(subjects.audio_ingest(session_id), body, headers=headers)
     await _run(RecordingStage(), nats_url)
     (letter,) = await _dead_letters(nats_client, session_id, 1)
     assert letter.stage == "probe"

@@ -16,20 +16,25 @@ their own hands instead:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Annotated, Final
 
 import structlog
+from faststream import Context
 from faststream.middlewares import AckPolicy
-from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
+from faststream.nats import JStream, NatsRouter, PullSub
+from faststream.nats.message import NatsMessage
 from livetranslate.contracts import ContractError, decode
 from livetranslate.contracts import headers as h
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.topology import CONSUMERS
+from nats.aio.msg import Msg
 
 __all__ = ["Handler", "Rejected", "consume", "retry_delay_s"]
 
 log = structlog.get_logger(__name__)
+
+Message = Annotated[NatsMessage, Context("message")]
 
 Handler = Callable[[Decoded, str], Awaitable[None]]
 """A stage's handler: the decoded message and the subject it came on."""
@@ -55,7 +60,7 @@ def consume(
     publisher: Callable[[], Publisher],
     handler: Handler,
     *,
-    batch_size: int = 16,
+    batch_size: int = 1,
 ) -> None:
     """Bind ``handler`` to the durable consumer named ``consumer`` in the topology.
 
@@ -64,8 +69,8 @@ def consume(
     """
     spec = CONSUMERS[consumer]
 
-    async def on_message(msg: NatsMessage) -> None:
-        await _deliver(msg, spec.max_deliver, stage, publisher(), handler)
+    async def on_message(message: Message) -> None:
+        await _deliver(message.raw_message, spec.max_deliver, stage, publisher(), handler)
 
     router.subscriber(
         spec.filter_subjects[0],
@@ -73,51 +78,49 @@ def consume(
         # never rewrites a stream's configuration at start-up.
         stream=JStream(spec.stream, declare=False),
         durable=spec.durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        # A long fetch makes nats-py's early-timeout path (which FastStream
+        # does not suppress, only logs and restarts) rare.
+        # FastStream hands each message of a fetched batch to its own task, and
+        # those can overtake each other; stages that keep per-session state must
+        # see the stream's order, so each fetch takes one message unless the
+        # stage says its handler does not care.
+        pull_sub=PullSub(batch_size=batch_size, timeout=5.0),
         ack_policy=AckPolicy.MANUAL,
-        max_workers=1,
     )(on_message)
 
 
 async def _deliver(
-    msg: NatsMessage,
+    raw: Msg,
     max_deliver: int,
     stage: str,
     publisher: Publisher,
     handler: Handler,
 ) -> None:
-    raw = msg.raw_message
     headers = raw.headers or {}
-    deliveries = raw.metadata.num_delivered if raw.metadata else 1
     structlog.contextvars.bind_contextvars(subject=raw.subject, session_id=headers.get(h.SESSION))
     try:
         decoded = decode(headers, raw.data)
         await handler(decoded, raw.subject)
     except (ContractError, Rejected) as exc:
         await publisher.dead_letter(stage, raw.subject, headers, raw.data, str(exc))
-        await msg.ack()
+        await raw.ack()
     except Exception as exc:
-        await _retry_or_give_up(msg, deliveries, max_deliver, stage, publisher, exc)
+        await _retry_or_give_up(raw, max_deliver, stage, publisher, exc)
     else:
-        await msg.ack()
+        await raw.ack()
     finally:
         structlog.contextvars.unbind_contextvars("subject", "session_id")
 
 
 async def _retry_or_give_up(
-    msg: NatsMessage,
-    deliveries: int,
-    max_deliver: int,
-    stage: str,
-    publisher: Publisher,
-    exc: Exception,
+    raw: Msg, max_deliver: int, stage: str, publisher: Publisher, exc: Exception
 ) -> None:
-    raw = msg.raw_message
+    deliveries = raw.metadata.num_delivered or 1
     if deliveries < max_deliver:
         delay_s = retry_delay_s(deliveries)
         log.warning("message.retry", error=repr(exc), deliveries=deliveries, delay_s=delay_s)
-        await msg.nack(delay=delay_s)
+        await raw.nak(delay=delay_s)
         return
     reason = f"failed {deliveries} times; last error: {exc!r}"
     await publisher.dead_letter(stage, raw.subject, raw.headers, raw.data, reason, deliveries)
-    await msg.ack()
+    await raw.ack()

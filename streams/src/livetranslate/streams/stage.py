@@ -39,6 +39,9 @@ def connect_broker(url: str) -> NatsBroker:
         # nats-py gives up after 60 attempts by default; a stage should not.
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
+        # FastStream's own lines (one per message, supervisor chatter) go to a
+        # logger that `logs.configure` keeps at WARNING.
+        logger=logging.getLogger("faststream.livetranslate"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )

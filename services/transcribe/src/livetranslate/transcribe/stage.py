@@ -110,7 +110,7 @@ class TranscribeStage:
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
-        consume(router, "transcribe", self.name, lambda: publisher, self.handle, batch_size=64)
+        consume(router, "transcribe", self.name, lambda: publisher, self.handle)
 
     async def start(self, sessions: SessionStore) -> None:
         self._sessions = sessions

@@ -86,7 +86,7 @@ class TranslateStage:
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
-        consume(router, "translate", self.name, lambda: publisher, self.handle, batch_size=32)
+        consume(router, "translate", self.name, lambda: publisher, self.handle)
 
     async def start(self, sessions: SessionStore) -> None:
         self._sessions = sessions

@@ -76,7 +76,7 @@ class VadStage:
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
-        consume(router, "vad", self.name, lambda: publisher, self.handle, batch_size=64)
+        consume(router, "vad", self.name, lambda: publisher, self.handle)
 
     async def start(self, sessions: SessionStore) -> None:
         SileroVad()  # fail at start-up, not on the first chunk, if the model is unusable
