@@ -11,12 +11,12 @@ from pathlib import Path
 import nats
 import structlog
 import typer
+from livetranslate.contracts import subjects, v1
 
 from livetranslate.cli import render
 from livetranslate.cli.pipeline import apply_to, broker, stages
 from livetranslate.cli.session import Caption, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
-from livetranslate.contracts import subjects, v1
 
 __all__ = ["SessionRequest", "publish", "run_edge", "run_stages", "transcribe", "up"]
 
@@ -43,28 +43,36 @@ class SessionRequest:
         )
 
 
-async def up(nats_url: str | None, data_dir: Path, host: str, port: int) -> None:
+async def up(
+    nats_url: str | None,
+    data_dir: Path,
+    host: str,
+    port: int,
+    broker_port: int,
+    stop: asyncio.Event,
+) -> None:
+    """Broker, stages and edge; on stop the edge goes first, the broker last."""
     from livetranslate.edge.app import create_app
     from livetranslate.edge.server import serve
 
-    async with broker(nats_url, data_dir) as url:
+    async with broker(nats_url, data_dir, broker_port) as url:
         if nats_url is not None:
             await apply_to(url)
         async with stages(url, PIPELINE):
             typer.echo(f"LiveTranslate is up: page http://{host}:{port}/  broker {url}", err=True)
-            await serve(create_app(url), host=host, port=port, stop=asyncio.Event())
+            await serve(create_app(url), host=host, port=port, stop=stop)
 
 
-async def run_stages(url: str, names: Sequence[StageName]) -> None:
+async def run_stages(url: str, names: Sequence[StageName], stop: asyncio.Event) -> None:
     async with stages(url, names):
-        await asyncio.Event().wait()
+        await stop.wait()
 
 
-async def run_edge(url: str, host: str, port: int) -> None:
+async def run_edge(url: str, host: str, port: int, stop: asyncio.Event) -> None:
     from livetranslate.edge.app import create_app
     from livetranslate.edge.server import serve
 
-    await serve(create_app(url), host=host, port=port, stop=asyncio.Event())
+    await serve(create_app(url), host=host, port=port, stop=stop)
 
 
 async def publish(file: Path, url: str, request: SessionRequest, *, realtime: bool) -> None:

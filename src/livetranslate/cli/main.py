@@ -12,13 +12,14 @@ import asyncio
 import signal
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from livetranslate.cli.stages import PIPELINE, StageName
+from livetranslate.cli.stages import StageName
 
 __all__ = ["app"]
 
@@ -58,12 +59,15 @@ def up(
     ] = Path(".livetranslate/nats"),
     host: Annotated[str, typer.Option(help="Address the edge listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the edge's page and WebSocket.")] = 8000,
+    broker_port: Annotated[
+        int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")
+    ] = 4222,
 ) -> None:
     """Run the broker (unless --nats), every stage and the edge, until Ctrl-C."""
     from livetranslate.cli import commands
 
     _setup_logging()
-    _run(commands.up(nats, data_dir, host, port))
+    _run(lambda stop: commands.up(nats, data_dir, host, port, broker_port, stop))
 
 
 @app.command()
@@ -79,14 +83,15 @@ def run(
     _setup_logging()
     url = nats or "nats://127.0.0.1:4222"
     if stage == "edge":
-        _run(commands.run_edge(url, host, port))
+        _run(lambda stop: commands.run_edge(url, host, port, stop))
         return
     try:
         name = StageName(stage)
     except ValueError:
-        raise fail(f"unknown stage {stage!r}; choose from vad, transcribe, translate, "
-                   "analytics, edge") from None
-    _run(commands.run_stages(url, [name]))
+        raise fail(
+            f"unknown stage {stage!r}; choose from vad, transcribe, translate, analytics, edge"
+        ) from None
+    _run(lambda stop: commands.run_stages(url, [name], stop))
 
 
 @streams_app.command("apply")
@@ -113,7 +118,8 @@ def publish(
 
     _setup_logging("WARNING")
     request = commands.SessionRequest(session, tuple(translate or ()), language, chunk_ms)
-    _run(commands.publish(file, nats or "nats://127.0.0.1:4222", request, realtime=not fast))
+    url = nats or "nats://127.0.0.1:4222"
+    _run(lambda _: commands.publish(file, url, request, realtime=not fast))
 
 
 @app.command()
@@ -132,7 +138,7 @@ def transcribe(
     _setup_logging("WARNING")
     session_id = session or f"file-{uuid.uuid4().hex[:12]}"
     request = commands.SessionRequest(session_id, tuple(translate or ()), language, 100)
-    _run(commands.transcribe(file, nats, request, output.value, realtime=realtime))
+    _run(lambda _: commands.transcribe(file, nats, request, output.value, realtime=realtime))
 
 
 @app.command()
@@ -154,15 +160,19 @@ def _setup_logging(floor: str | None = None) -> None:
     configure(floor or settings.log_level, settings.log_format)
 
 
-def _run(main: object) -> None:
-    """Run a coroutine; Ctrl-C and SIGTERM cancel it so every ``finally`` runs."""
-    import asyncio
+def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a command until it ends, or until Ctrl-C / SIGTERM.
+
+    The first signal sets the command's stop event, so servers drain and
+    every ``finally`` runs; a second one cancels the command outright.
+    """
 
     async def guarded() -> None:
-        task = asyncio.ensure_future(main)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(main(stop))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, task.cancel)
+            loop.add_signal_handler(signum, _stop_then_cancel, stop, task)
         try:
             await task
         except asyncio.CancelledError:
@@ -174,11 +184,28 @@ def _run(main: object) -> None:
         raise fail(str(exc)) from None
 
 
+def _stop_then_cancel(stop: asyncio.Event, task: asyncio.Future[None]) -> None:
+    if stop.is_set():
+        task.cancel()
+    stop.set()
+
+
 def _user_errors() -> tuple[type[Exception], ...]:
     from livetranslate.contracts.subjects import InvalidSubjectError
+    from livetranslate.edge.server import EdgeStartError
     from livetranslate.ingest.decode import AudioDecodeError
+    from livetranslate.streams.server import PortInUseError
+    from livetranslate.translate.errors import UnsupportedLanguageError
 
-    return (AudioDecodeError, InvalidSubjectError, ConnectionError, TimeoutError)
+    return (
+        AudioDecodeError,
+        InvalidSubjectError,
+        UnsupportedLanguageError,
+        EdgeStartError,
+        PortInUseError,
+        ConnectionError,
+        TimeoutError,
+    )
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import nats
-
-from livetranslate.cli.stages import StageName, build
 from livetranslate.streams import StageRunner
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer
+
+from livetranslate.cli.stages import StageName, build
 
 __all__ = ["apply_to", "broker", "stages"]
 
@@ -27,14 +27,19 @@ async def apply_to(url: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def broker(url: str | None, data_dir: Path | None) -> AsyncIterator[str]:
-    """Yield a broker URL: ``url`` as given, else an embedded server's, topology applied."""
+async def broker(
+    url: str | None, data_dir: Path | None, port: int | None = None
+) -> AsyncIterator[str]:
+    """Yield a broker URL: ``url`` as given, else an embedded server's, topology applied.
+
+    The embedded server takes ``port``, or a free one when that is None.
+    """
     if url is not None:
         yield url
         return
     with contextlib.ExitStack() as stack:
         folder = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        async with EmbeddedServer(folder) as server:
+        async with EmbeddedServer(folder, port) as server:
             await apply_to(server.url)
             yield server.url
 

@@ -22,7 +22,9 @@ def timestamp(seconds: float, separator: str = ".") -> str:
 def caption_line(caption: Caption) -> str:
     """A final as the terminal shows it, translations indented beneath."""
     speaker = f"{caption.speaker}: " if caption.speaker else ""
-    lines = [f"[{timestamp(caption.start_s)} --> {timestamp(caption.end_s)}] {speaker}{caption.text}"]
+    lines = [
+        f"[{timestamp(caption.start_s)} --> {timestamp(caption.end_s)}] {speaker}{caption.text}"
+    ]
     lines += [f"    {lang}: {text}" for lang, text in sorted(caption.translations.items())]
     return "\n".join(lines)
 
@@ -54,6 +56,9 @@ def srt(captions: Sequence[Caption]) -> str:
     for number, caption in enumerate((c for c in captions if c.text), start=1):
         span = f"{timestamp(caption.start_s, ',')} --> {timestamp(caption.end_s, ',')}"
         speaker = f"[{caption.speaker}] " if caption.speaker else ""
-        text = [speaker + caption.text, *(caption.translations[k] for k in sorted(caption.translations))]
+        text = [
+            speaker + caption.text,
+            *(caption.translations[k] for k in sorted(caption.translations)),
+        ]
         cues.append("\n".join([str(number), span, *text]))
     return "\n\n".join(cues) + ("\n" if cues else "")

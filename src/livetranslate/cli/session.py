@@ -6,11 +6,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from livetranslate.contracts import ContractError, decode, v1
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-
-from livetranslate.contracts import ContractError, decode, v1
 
 __all__ = ["Caption", "SessionWatch"]
 

@@ -6,14 +6,14 @@ recogniser's or translator's libraries.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import Enum
 
 from livetranslate.streams import Stage
 
 __all__ = ["PIPELINE", "StageName", "build"]
 
 
-class StageName(StrEnum):
+class StageName(Enum):
     vad = "vad"
     transcribe = "transcribe"
     translate = "translate"

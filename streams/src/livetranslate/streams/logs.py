@@ -7,10 +7,28 @@ import sys
 
 import structlog
 
-__all__ = ["configure"]
+__all__ = ["FASTSTREAM_LOGGER", "configure"]
 
-NOISY = ("faststream", "nats", "uvicorn.access")
-"""Libraries that log every message at INFO: thousands of lines a second."""
+FASTSTREAM_LOGGER = "faststream.livetranslate"
+"""The logger stages hand to FastStream."""
+
+NOISY = ("faststream", "nats", "uvicorn.access", "faster_whisper")
+"""Libraries that log every message (or every utterance) at INFO."""
+
+
+class _PullTimeoutFilter(logging.Filter):
+    """Drop FastStream's report of a pull fetch that timed out with no message.
+
+    nats-py (2.16) raises the built-in ``TimeoutError`` on one early-deadline
+    path of ``fetch``; FastStream (0.7) suppresses only nats-py's own
+    ``TimeoutError`` there, so its supervisor logs a traceback and restarts
+    the fetch loop, which is all that should happen. Nothing is lost.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        restarted = "raised an exception, retrying" in record.getMessage()
+        return not (restarted and type(exc) is TimeoutError)
 
 
 def configure(level: str = "INFO", fmt: str = "console") -> None:
@@ -32,5 +50,6 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger(FASTSTREAM_LOGGER).addFilter(_PullTimeoutFilter())
     for name in NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

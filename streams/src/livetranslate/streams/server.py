@@ -19,7 +19,13 @@ from typing import Self
 
 import structlog
 
-__all__ = ["EmbeddedServer", "NatsServerNotFoundError", "find_binary", "free_port"]
+__all__ = [
+    "EmbeddedServer",
+    "NatsServerNotFoundError",
+    "PortInUseError",
+    "find_binary",
+    "free_port",
+]
 
 log = structlog.get_logger(__name__)
 HOST = "127.0.0.1"
@@ -27,6 +33,10 @@ HOST = "127.0.0.1"
 
 class NatsServerNotFoundError(RuntimeError):
     """No ``nats-server`` binary beside the Python that runs us, nor on PATH."""
+
+
+class PortInUseError(RuntimeError):
+    """The port asked for the embedded server is taken."""
 
 
 def find_binary() -> Path:
@@ -50,6 +60,19 @@ def free_port() -> int:
         return port
 
 
+def _check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        # As nats-server does: a port in TIME_WAIT after a restart is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"port {port} on {HOST} is in use (another broker?); pass --nats URL to use "
+                "that broker, or --broker-port to embed one on another port"
+            ) from exc
+
+
 class EmbeddedServer:
     """Starts and stops one JetStream-enabled ``nats-server`` child process."""
 
@@ -63,6 +86,7 @@ class EmbeddedServer:
         return f"nats://{HOST}:{self.port}"
 
     async def start(self, timeout_s: float = 10.0) -> None:
+        _check_port_free(self.port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Popen returns at once; waiting for the port is the async part.
         self._process = subprocess.Popen(  # noqa: ASYNC220

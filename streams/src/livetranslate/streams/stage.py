@@ -9,6 +9,7 @@ from typing import Protocol
 
 import structlog
 from faststream.nats import NatsBroker, NatsRouter
+from livetranslate.streams.logs import FASTSTREAM_LOGGER
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.sessions import SessionStore
 
@@ -41,7 +42,7 @@ def connect_broker(url: str) -> NatsBroker:
         reconnect_time_wait=1,
         # FastStream's own lines (one per message, supervisor chatter) go to a
         # logger that `logs.configure` keeps at WARNING.
-        logger=logging.getLogger("faststream.livetranslate"),
+        logger=logging.getLogger(FASTSTREAM_LOGGER),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )
