@@ -28,6 +28,4 @@ def normalise(text: str) -> str:
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
-    return float(
-        jiwer.wer([normalise(r) for r in references], [normalise(h) for h in hypotheses])
-    )
+    return float(jiwer.wer([normalise(r) for r in references], [normalise(h) for h in hypotheses]))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from livetranslate.contracts import subjects, v1
 
 from livetranslate.cli import render
 from livetranslate.cli.pipeline import apply_to, broker, stages
-from livetranslate.cli.session import Caption, SessionWatch
+from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
 
 __all__ = ["SessionRequest", "publish", "run_edge", "run_stages", "transcribe", "up"]
@@ -92,21 +93,50 @@ async def transcribe(
 
     config = request.config()
     samples = await asyncio.to_thread(decode_file, file)
-    async with broker(nats_url, None) as url, stages(url, PIPELINE):
-        client = await nats.connect(url)
-        watch = SessionWatch(
-            client,
-            config.session_id,
-            config.target_languages,
-            on_caption=_print_caption if output == "text" else None,
-            on_partial=_print_partial if output == "text" and sys.stdout.isatty() else None,
-        )
-        await watch.start()
-        await _publish_session(url, config, samples, request.chunk_ms, realtime)
-        await watch.wait(FINISH_TIMEOUT_S + len(samples) / v1.SAMPLE_RATE_HZ)
-        await watch.stop()
-        await client.close()
+    duration_s = len(samples) / v1.SAMPLE_RATE_HZ
+    with _progress(duration_s) as advance:
+        async with broker(nats_url, None) as url, stages(url, PIPELINE):
+            client = await nats.connect(url)
+            watch = SessionWatch(
+                client,
+                config.session_id,
+                config.target_languages,
+                on_caption=_caption_printer(output, advance),
+                on_partial=_print_partial if output == "text" and sys.stdout.isatty() else None,
+            )
+            await watch.start()
+            await _publish_session(url, config, samples, request.chunk_ms, realtime)
+            await watch.wait(FINISH_TIMEOUT_S + duration_s)
+            await watch.stop()
+            await client.close()
     _print_result(output, config.session_id, watch)
+
+
+LONG_FILE_S = 60.0
+"""Files longer than this get a progress bar on a terminal."""
+
+
+@contextlib.contextmanager
+def _progress(duration_s: float) -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr for long files, advanced to a caption's end time."""
+    if duration_s < LONG_FILE_S or not sys.stderr.isatty():
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("transcribing", total=duration_s)
+        yield lambda end_s: progress.update(task, completed=min(end_s, duration_s))
+
+
+def _caption_printer(output: str, advance: Callable[[float], None]) -> CaptionCallback:
+    def on_caption(caption: Caption) -> None:
+        advance(caption.end_s)
+        if output == "text":
+            _print_caption(caption)
+
+    return on_caption
 
 
 async def _publish_session(

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-__all__ = ["Caption", "SessionWatch"]
+__all__ = ["Caption", "CaptionCallback", "SessionWatch"]
 
 
 @dataclass
