@@ -63,6 +63,7 @@ CONSUMERS: Final = {
     "vad": ConsumerSpec("AUDIO", "vad", ("audio.ingest.>",)),
     "transcribe": ConsumerSpec("SPEECH", "transcribe", ("audio.speech.>",)),
     "translate": ConsumerSpec("RESULTS", "translate", ("transcript.>",)),
+    "diarize": ConsumerSpec("SPEECH", "diarize", ("audio.speech.>",)),
     "analytics-speech": ConsumerSpec("SPEECH", "analytics-speech", ("vad.>",)),
     "analytics-finals": ConsumerSpec("RESULTS", "analytics-finals", ("transcript.final.>",)),
     "analytics-translations": ConsumerSpec("RESULTS", "analytics-translations", ("translation.>",)),
