@@ -93,6 +93,10 @@ class SessionConfig(Contract):
     translate_partials: bool = Field(
         default=False, description="Also translate partial revisions (costs CPU)."
     )
+    glossary: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per target language, source term -> the translation it must get.",
+    )
     created_at: datetime = Field(default_factory=utc_now)
 
 
