@@ -45,6 +45,8 @@ class SessionWatch:
         targets: tuple[str, ...],
         on_caption: CaptionCallback | None = None,
         on_partial: PartialCallback | None = None,
+        *,
+        speakers: bool = False,
     ) -> None:
         self.session_id = session_id
         self.targets = targets
@@ -53,6 +55,8 @@ class SessionWatch:
         self._js: JetStreamContext = client.jetstream()
         self._on_caption = on_caption
         self._on_partial = on_partial
+        self._speakers = speakers
+        self._turns: dict[str, str] = {}
         self._expected: int | None = None
         self._shown: set[str] = set()
         self._done = asyncio.Event()
@@ -60,7 +64,10 @@ class SessionWatch:
 
     async def start(self) -> None:
         sid = self.session_id
-        for subject in (f"vad.{sid}", f"transcript.*.{sid}", f"translation.*.{sid}"):
+        wanted = [f"vad.{sid}", f"transcript.*.{sid}", f"translation.*.{sid}"]
+        if self._speakers:
+            wanted.append(f"speaker.{sid}")
+        for subject in wanted:
             subscription = await self._js.subscribe(subject, cb=self._on_msg, ordered_consumer=True)
             self._subscriptions.append(subscription)
 
@@ -85,6 +92,8 @@ class SessionWatch:
             self._on_transcript(contract)
         elif isinstance(contract, v1.Translation) and contract.kind == "final":
             self._on_translation(contract)
+        elif isinstance(contract, v1.SpeakerTurn):
+            self._on_turn(contract)
         self._check_done()
 
     def _on_transcript(self, transcript: v1.Transcript) -> None:
@@ -99,6 +108,7 @@ class SessionWatch:
             end_s=transcript.end_s,
             text=transcript.text.strip(),
             language=transcript.language,
+            speaker=self._turns.get(transcript.utterance_id),
         )
 
     def _on_translation(self, translation: v1.Translation) -> None:
@@ -107,8 +117,18 @@ class SessionWatch:
             if caption is not None:
                 caption.translations[translation.target_language] = translation.text
 
+    def _on_turn(self, turn: v1.SpeakerTurn) -> None:
+        # An utterance with several turns is shown under its first speaker.
+        self._turns.setdefault(turn.utterance_id, turn.speaker)
+        caption = self.captions.get(turn.utterance_id)
+        if caption is not None and caption.speaker is None:
+            caption.speaker = turn.speaker
+
     def _complete(self, caption: Caption) -> bool:
-        return not caption.text or all(t in caption.translations for t in self.targets)
+        if not caption.text:
+            return True
+        translated = all(t in caption.translations for t in self.targets)
+        return translated and (caption.speaker is not None or not self._speakers)
 
     def _check_done(self) -> None:
         for caption in self.ordered():
