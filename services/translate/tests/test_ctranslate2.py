@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import ctranslate2
 import pytest
+from livetranslate.translate.batching import Request, Result, translate_requests
 from livetranslate.translate.engines import (
+    ContextPair,
     CTranslate2Engine,
     CTranslate2Model,
     CTranslate2Options,
     ModelFolderError,
     UnsupportedPairError,
 )
+from livetranslate.translate.errors import UnsupportedLanguageError
+from livetranslate.translate.glossary import Glossary
 from livetranslate.translate.testing import (
     NLLB_LANGUAGES,
     build_tiny_marian,
@@ -173,3 +178,138 @@ def test_a_multilingual_model_gets_its_language_tokens(nllb: Path) -> None:
 
 def test_a_shared_tokenizer_file_is_accepted(nllb: Path) -> None:
     assert CTranslate2Engine({("en", "pt"): nllb}).pairs() == {("en", "pt")}
+
+
+class _Recorder:
+    """Stands in for ``ctranslate2.Translator``, recording every batch it is given."""
+
+    created: ClassVar[list[str]] = []
+    batches: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, folder: str, **options: Any) -> None:
+        _Recorder.created.append(folder)
+        self._inner = _REAL_TRANSLATOR(folder, **options)
+
+    def translate_batch(self, source: list[list[str]], **options: Any) -> Any:
+        _Recorder.batches.append({"source": source, **options})
+        return self._inner.translate_batch(source, **options)
+
+
+_REAL_TRANSLATOR = ctranslate2.Translator
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> type[_Recorder]:
+    _Recorder.created, _Recorder.batches = [], []
+    monkeypatch.setattr(ctranslate2, "Translator", _Recorder)
+    return _Recorder
+
+
+def test_context_goes_before_the_source_and_its_translation_starts_the_output(
+    marian: Path, recorder: type[_Recorder]
+) -> None:
+    engine = CTranslate2Engine({("en", "pt"): marian}, _GREEDY)
+    earlier = (ContextPair("the cat runs.", "o gato corre."),)
+    sp = tokenizer(marian / "source.spm")
+
+    (out,) = engine.translate(["the dog eats."], "en", "pt", contexts=[earlier])
+
+    (batch,) = recorder.batches
+    assert batch["source"] == [[*sp.encode("the cat runs.", out_type=str),
+                                *sp.encode("the dog eats.", out_type=str), "</s>"]]  # fmt: skip
+    assert batch["target_prefix"] == [sp.encode("o gato corre.", out_type=str)]
+    # The forced start is cut off again: only the new sentence's tokens remain,
+    # as many as the cap for the new sentence alone allows.
+    cap = len(sp.encode("the dog eats.")) + 1 + 2
+    assert 0 < len(out) <= cap * _longest_piece(marian)
+
+
+def test_context_is_trimmed_to_the_newest_sentences_that_fit(
+    marian: Path, recorder: type[_Recorder]
+) -> None:
+    options = _GREEDY.model_copy(update={"max_context_chars": 30})
+    engine = CTranslate2Engine({("en", "pt"): marian}, options)
+    earlier = (ContextPair("a" * 40, "b"), ContextPair("the cat runs.", "o gato corre."))
+    sp = tokenizer(marian / "source.spm")
+
+    engine.translate(["the dog eats."], "en", "pt", contexts=[earlier])
+
+    assert recorder.batches[0]["target_prefix"] == [sp.encode("o gato corre.", out_type=str)]
+
+
+def test_a_model_can_be_told_to_go_without_context(marian: Path, recorder: type[_Recorder]) -> None:
+    model = CTranslate2Model(folder=marian, context=False)
+    engine = CTranslate2Engine({("en", "pt"): model}, _GREEDY)
+
+    engine.translate(["the dog eats."], "en", "pt", contexts=[(ContextPair("a.", "b."),)])
+
+    assert recorder.batches[0]["target_prefix"] is None
+
+
+def test_only_the_first_piece_of_a_long_text_follows_the_context(
+    marian: Path, recorder: type[_Recorder]
+) -> None:
+    engine = CTranslate2Engine({("en", "pt"): marian}, _GREEDY)
+    sp = tokenizer(marian / "source.spm")
+
+    engine.translate(
+        ["the dog eats. the cat runs today."], "en", "pt", contexts=[(ContextPair("a.", "o."),)]
+    )
+
+    prefixes = recorder.batches[0]["target_prefix"]
+    assert sorted(prefixes, key=len) == [[], sp.encode("o.", out_type=str)]
+
+
+def test_an_nllb_family_model_gets_its_language_tokens_from_the_pair(
+    nllb: Path, recorder: type[_Recorder]
+) -> None:
+    engine = CTranslate2Engine({("en", "pt"): CTranslate2Model(folder=nllb, family="nllb")})
+
+    (out,) = engine.translate(["the cat sees the dog"], "en", "pt")
+
+    (batch,) = recorder.batches
+    assert batch["source"][0][0] == "eng_Latn" and batch["source"][0][-1] == "</s>"
+    assert batch["target_prefix"] == [["por_Latn"]]
+    assert out and "por_Latn" not in out
+
+
+def test_one_folder_serving_two_pairs_is_loaded_once(nllb: Path, recorder: type[_Recorder]) -> None:
+    model = CTranslate2Model(folder=nllb, family="nllb")
+    engine = CTranslate2Engine({("en", "pt"): model, ("pt", "en"): model})
+
+    engine.translate(["the cat"], "en", "pt")
+    engine.translate(["o gato"], "pt", "en")
+
+    assert recorder.created == [str(nllb)]
+    assert [batch["target_prefix"] for batch in recorder.batches] == [
+        [["por_Latn"]],
+        [["eng_Latn"]],
+    ]
+
+
+def test_an_nllb_language_without_a_known_token_is_named(nllb: Path) -> None:
+    with pytest.raises(UnsupportedLanguageError, match="no nllb language token known for 'tlh'"):
+        CTranslate2Engine({("en", "tlh"): CTranslate2Model(folder=nllb, family="nllb")})
+
+
+def test_a_glossary_term_comes_out_as_specified_through_a_placeholder(tmp_path: Path) -> None:
+    # This model writes the placeholder at every step, as a trained model copies
+    # it once: what is tested is its way through tokenizing, decoding and restoring.
+    folder = build_tiny_marian(tmp_path / "copies", always_writes="ZX0")
+    engine = CTranslate2Engine({("en", "de"): folder}, _GREEDY)
+    request = Request("the cat sees the dog", Glossary({"cat": "Katze"}))
+
+    (result,) = translate_requests(engine, "en", "de", [request])
+
+    assert result == Result("Katze")
+
+
+def test_a_placeholder_the_model_drops_is_counted_as_missing(marian: Path) -> None:
+    engine = CTranslate2Engine({("en", "de"): marian}, _GREEDY)
+    request = Request("the cat sees the dog", Glossary({"cat": "Katze"}))
+
+    (result,) = translate_requests(engine, "en", "de", [request])
+
+    assert isinstance(result, Result)
+    assert result.placeholders_lost and result.missing_terms == ("cat",)
+    assert result.text

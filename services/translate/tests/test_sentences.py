@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from livetranslate.translate.errors import TranslationFailed
-from livetranslate.translate.sentences import split_text, translate_in_pieces
+from livetranslate.translate.sentences import ends_sentence, split_text, translate_in_pieces
 
 
 def test_sentences_split_at_stops_followed_by_whitespace() -> None:
@@ -96,3 +96,17 @@ def test_the_model_is_not_called_when_every_text_is_blank() -> None:
 def test_a_model_that_loses_a_piece_is_reported() -> None:
     with pytest.raises(TranslationFailed, match="1 translations for 2 sentences"):
         translate_in_pieces(["a. b."], 300, "en", lambda pieces: pieces[:1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["We met.", "Did we?", "Yes!", "And then…", "Wait...", 'He said "go."', "(Really?) ",
+     "会议结束了。", "本当？", "Done.\n"],  # noqa: RUF001 - the full-width stop is the point
+)  # fmt: skip
+def test_a_sentence_stop_ends_a_sentence(text: str) -> None:
+    assert ends_sentence(text)
+
+
+@pytest.mark.parametrize("text", ["so what we did was", "Pi is 3.14 and", "", "e.g", "会议"])
+def test_text_without_a_final_stop_does_not_end_a_sentence(text: str) -> None:
+    assert not ends_sentence(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,23 @@ from livetranslate.cli.pipeline import apply_to, broker, stages
 from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
 
-__all__ = ["SessionRequest", "publish", "run_edge", "run_stages", "transcribe", "up"]
+__all__ = [
+    "GlossaryFileError",
+    "SessionRequest",
+    "publish",
+    "read_glossary",
+    "run_edge",
+    "run_stages",
+    "transcribe",
+    "up",
+]
 
 log = structlog.get_logger(__name__)
 FINISH_TIMEOUT_S = 600.0
+
+
+class GlossaryFileError(ValueError):
+    """A ``--glossary`` file is missing or is not a glossary; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -33,15 +47,57 @@ class SessionRequest:
     targets: tuple[str, ...]
     language: str | None
     chunk_ms: int
+    glossary_file: Path | None = None
 
     def config(self) -> v1.SessionConfig:
+        """The session's config, its targets and glossary checked against this
+        machine's translation engines: a pair none serves stops here, not later."""
         from livetranslate.translate.languages import normalize_language
 
+        source = normalize_language(self.language) if self.language else None
         return v1.SessionConfig(
             session_id=subjects.validate_session_id(self.session_id),
-            source_language=normalize_language(self.language) if self.language else None,
-            target_languages=tuple(normalize_language(t) for t in self.targets),
+            source_language=source,
+            target_languages=self._checked_targets(source),
+            glossary=self._checked_glossary(),
         )
+
+    def _checked_glossary(self) -> dict[str, dict[str, str]]:
+        from livetranslate.translate.configuration import check_glossary
+
+        try:
+            return check_glossary(read_glossary(self.glossary_file))
+        except GlossaryFileError:
+            raise
+        except ValueError as exc:
+            raise GlossaryFileError(f"glossary {self.glossary_file}: {exc}") from exc
+
+    def _checked_targets(self, source: str | None) -> tuple[str, ...]:
+        if not self.targets:
+            return ()
+        from livetranslate.streams.settings import load
+        from livetranslate.translate.configuration import check_targets
+        from livetranslate.translate.stage import TranslateSettings
+
+        return check_targets(source, self.targets, load(TranslateSettings).router())
+
+
+def read_glossary(path: Path | None) -> dict[str, dict[str, str]]:
+    """A glossary file: JSON, per target language, source term -> required translation."""
+    if path is None:
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GlossaryFileError(f"cannot read glossary {path}: {exc}") from exc
+    if not isinstance(document, dict) or not all(
+        isinstance(terms, dict) and all(isinstance(t, str) for t in terms.values())
+        for terms in document.values()
+    ):
+        raise GlossaryFileError(
+            f'glossary {path} must look like {{"pt": {{"pipeline": "pipeline"}}}}'
+        )
+    return document
 
 
 async def up(
@@ -147,6 +203,7 @@ async def _publish_session(
     from livetranslate.streams.sessions import SessionStore
     from livetranslate.streams.stage import connect_broker
 
+    await apply_to(url)  # fails fast, naming the URL, when no broker answers
     producer = connect_broker(url)
     client = await producer.connect()
     try:

@@ -38,6 +38,10 @@ TranslateOption = Annotated[
 LanguageOption = Annotated[
     str | None, typer.Option("--language", "-l", help="Spoken language; unset detects it.")
 ]
+GlossaryOption = Annotated[
+    Path | None,
+    typer.Option(help='JSON file of required translations: {"pt": {"pipeline": "pipeline"}}.'),
+]
 
 
 class OutputFormat(StrEnum):
@@ -111,13 +115,14 @@ def publish(
     fast: Annotated[bool, typer.Option(help="As fast as the broker takes it.")] = False,
     translate: TranslateOption = None,
     language: LanguageOption = None,
-    chunk_ms: Annotated[int, typer.Option(help="Chunk length, 20-100 ms.")] = 100,
+    chunk_ms: Annotated[int, typer.Option(min=20, max=100, help="Chunk length in ms.")] = 100,
+    glossary: GlossaryOption = None,
 ) -> None:
     """Publish a file to audio.ingest.<session> as a live source would."""
     from livetranslate.cli import commands
 
     _setup_logging("WARNING")
-    request = commands.SessionRequest(session, tuple(translate or ()), language, chunk_ms)
+    request = commands.SessionRequest(session, tuple(translate or ()), language, chunk_ms, glossary)
     url = nats or "nats://127.0.0.1:4222"
     _run(lambda _: commands.publish(file, url, request, realtime=not fast))
 
@@ -131,14 +136,74 @@ def transcribe(
     realtime: Annotated[bool, typer.Option(help="Publish at real-time pace.")] = False,
     language: LanguageOption = None,
     session: Annotated[str | None, typer.Option(help="Session id; default random.")] = None,
+    glossary: GlossaryOption = None,
 ) -> None:
     """Transcribe (and translate) a file through the pipeline and print its captions."""
     from livetranslate.cli import commands
 
     _setup_logging("WARNING")
     session_id = session or f"file-{uuid.uuid4().hex[:12]}"
-    request = commands.SessionRequest(session_id, tuple(translate or ()), language, 100)
+    request = commands.SessionRequest(session_id, tuple(translate or ()), language, 100, glossary)
     _run(lambda _: commands.transcribe(file, nats, request, output.value, realtime=realtime))
+
+
+@app.command()
+def models() -> None:
+    """List the language pairs the configured translation engines serve."""
+    from livetranslate.streams.settings import load
+    from livetranslate.translate.errors import ModelFolderError
+    from livetranslate.translate.stage import TranslateSettings
+
+    from livetranslate.cli.models import pair_lines
+
+    try:
+        lines = pair_lines(load(TranslateSettings))
+    except ModelFolderError as exc:
+        raise fail(str(exc)) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def bench(
+    files: Annotated[list[Path], typer.Argument(help="Recordings; references beside them.")],
+    sessions: Annotated[
+        str, typer.Option(help="Simultaneous sessions, or a list (1,2,4,8) for a curve.")
+    ] = "1",
+    curve: Annotated[bool, typer.Option(help="Same as --sessions 1,2,4,8.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    long_minutes: Annotated[
+        float | None, typer.Option(help="Also one session this long (files repeated).")
+    ] = None,
+    pause_s: Annotated[float, typer.Option(help="Silence between two files.")] = 2.0,
+    model: Annotated[str | None, typer.Option(help="Model; unset: the stage's.")] = None,
+    language: LanguageOption = None,
+) -> None:
+    """Measure streaming transcription through the pipeline against faster-whisper offline."""
+    import json
+
+    from livetranslate.cli import bench as benchmark
+
+    _setup_logging("WARNING")
+    counts = "1,2,4,8" if curve else sessions
+    try:
+        options = benchmark.BenchOptions(
+            files=tuple(files),
+            sessions=tuple(int(count) for count in counts.split(",")),
+            long_minutes=long_minutes,
+            pause_s=pause_s,
+            model=model,
+            language=language,
+        )
+    except ValueError as exc:
+        raise fail(f"--sessions {counts!r} or another option: {exc}") from None
+    report: dict[str, object] = {}
+    _run(lambda _: benchmark.run(options, report))
+    # Translation figures (cli/translation_bench.py) join the report here, as
+    # report["translation"], before it is printed and written.
+    benchmark.print_report(report)
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 @app.command()
@@ -195,12 +260,21 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from livetranslate.edge.server import EdgeStartError
     from livetranslate.ingest.decode import AudioDecodeError
     from livetranslate.streams.server import PortInUseError
-    from livetranslate.translate.errors import UnsupportedLanguageError
+    from livetranslate.translate.errors import (
+        ModelFolderError,
+        UnsupportedLanguageError,
+        UnsupportedPairError,
+    )
+
+    from livetranslate.cli.commands import GlossaryFileError
 
     return (
         AudioDecodeError,
         InvalidSubjectError,
         UnsupportedLanguageError,
+        UnsupportedPairError,
+        ModelFolderError,
+        GlossaryFileError,
         EdgeStartError,
         PortInUseError,
         ConnectionError,

@@ -11,6 +11,7 @@ import nats
 from livetranslate.streams import StageRunner
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer
+from nats.errors import NoServersError
 
 from livetranslate.cli.stages import StageName, build
 
@@ -19,11 +20,26 @@ __all__ = ["apply_to", "broker", "stages"]
 
 async def apply_to(url: str) -> list[str]:
     """Apply the topology to the broker at ``url``; returns what was done."""
-    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        # Two attempts, then NoServersError; nats-py's default error callback
+        # would log a traceback per attempt, the caller reports the failure.
+        client = await nats.connect(
+            url,
+            connect_timeout=5,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
+            error_cb=_ignore,
+        )
+    except (OSError, NoServersError, TimeoutError) as exc:
+        raise ConnectionError(f"no NATS broker answered at {url}: {exc!r}") from exc
     try:
         return await apply_topology(client)
     finally:
         await client.close()
+
+
+async def _ignore(_: Exception) -> None:
+    pass
 
 
 @contextlib.asynccontextmanager
@@ -35,6 +51,7 @@ async def broker(
     The embedded server takes ``port``, or a free one when that is None.
     """
     if url is not None:
+        await apply_to(url)  # fails fast, with the URL, when nothing answers there
         yield url
         return
     with contextlib.ExitStack() as stack:

