@@ -538,6 +538,22 @@ class WorkerCpu:
         return self.cpu_s
 
 
+async def _sample_rss(samples: list[float | None], every_s: float = 10.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        samples.append(rss_mb())
+
+
+def _rss_figures(samples: Sequence[float | None]) -> dict[str, float | None]:
+    """Resident memory at the start and end of a run, and the most it reached."""
+    known = [sample for sample in samples if sample is not None]
+    return {
+        "start": samples[0],
+        "end": samples[-1],
+        "max": max(known, default=None),
+    }
+
+
 def rss_mb() -> float | None:
     """Resident memory of this process in MiB (Linux); None elsewhere."""
     with contextlib.suppress(OSError, ValueError):
@@ -649,7 +665,7 @@ async def _measure(
         )
         await pipeline.sessions.put(config)
     cpu = WorkerCpu()
-    rss_start = rss_mb()
+    memory = asyncio.create_task(_sample_rss(rss_samples := [rss_mb()]))
     cpu.start()
     started = time.monotonic()
     await asyncio.gather(
@@ -661,6 +677,8 @@ async def _measure(
     await pipeline.collector.wait(session_ids, options.finish_timeout_s)
     wall_s = time.monotonic() - started
     cpu_s = cpu.stop()
+    memory.cancel()
+    rss_samples.append(rss_mb())
     await asyncio.sleep(0.2)  # the stage retires a session just after its last final
     traces = [pipeline.collector.trace(s) for s in session_ids]
     stats = [stage.session_stats(s) for s in session_ids]
@@ -672,7 +690,7 @@ async def _measure(
         cpu_scope=cpu.scope,
         cpu_s_per_audio_s=_ratio(cpu_s, sum(line.recordings_s for line in lines)),
         worker_cores_busy=_ratio(cpu_s, wall_s),
-        rss_mb={"start": rss_start, "end": rss_mb()},
+        rss_mb=_rss_figures(rss_samples),
     )
     if len(lines) == 1 and lines[0].duration_s > 2 * WINDOW_S:
         figures["windows"] = _windows(lines[0], traces[0])

@@ -16,7 +16,7 @@ import typer
 from livetranslate.contracts import subjects, v1
 
 from livetranslate.cli import render
-from livetranslate.cli.pipeline import apply_to, broker, stages
+from livetranslate.cli.pipeline import apply_to, broker, check_reachable, stages
 from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
 
@@ -121,6 +121,7 @@ async def up(
 
 
 async def run_stages(url: str, names: Sequence[StageName], stop: asyncio.Event) -> None:
+    await check_reachable(url)
     async with stages(url, names):
         await stop.wait()
 
@@ -152,7 +153,7 @@ async def transcribe(
     duration_s = len(samples) / v1.SAMPLE_RATE_HZ
     with _progress(duration_s) as advance:
         async with broker(nats_url, None) as url, stages(url, PIPELINE):
-            client = await nats.connect(url)
+            client = await nats.connect(url, error_cb=_ignore)
             watch = SessionWatch(
                 client,
                 config.session_id,
@@ -160,12 +161,18 @@ async def transcribe(
                 on_caption=_caption_printer(output, advance),
                 on_partial=_print_partial if output == "text" and sys.stdout.isatty() else None,
             )
-            await watch.start()
-            await _publish_session(url, config, samples, request.chunk_ms, realtime)
-            await watch.wait(FINISH_TIMEOUT_S + duration_s)
-            await watch.stop()
-            await client.close()
+            try:
+                await watch.start()
+                await _publish_session(url, config, samples, request.chunk_ms, realtime)
+                await watch.wait(FINISH_TIMEOUT_S + duration_s)
+            finally:
+                # Closed before the embedded broker stops, so nothing reports its loss.
+                await client.close()
     _print_result(output, config.session_id, watch)
+
+
+async def _ignore(_: Exception) -> None:
+    pass
 
 
 LONG_FILE_S = 60.0

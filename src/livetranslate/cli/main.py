@@ -1,9 +1,9 @@
-"""``livetranslate``: the one entry point.
+"""livetranslate: real-time transcription and translation on NATS JetStream.
 
-Start the whole pipeline with an embedded broker (``up``), run one stage
-against a broker (``run``), apply the topology (``streams apply``), publish
-a file as a live session (``publish``), or transcribe a file and print its
-captions (``transcribe``).
+Transcribe a file and print its captions (transcribe), start the whole
+pipeline with an embedded broker and the page (up), run one stage against a
+broker (run), publish a file as a live session (publish), apply the
+topology (streams apply).
 """
 
 from __future__ import annotations
@@ -29,7 +29,15 @@ app.add_typer(streams_app, name="streams")
 
 NatsOption = Annotated[
     str | None,
-    typer.Option("--nats", envvar="LIVETRANSLATE_NATS_URL", help="Broker URL; unset embeds one."),
+    typer.Option(
+        "--nats", envvar="LIVETRANSLATE_NATS_URL", help="Broker URL; unset embeds a broker."
+    ),
+]
+BrokerOption = Annotated[
+    str,
+    typer.Option(
+        "--nats", envvar="LIVETRANSLATE_NATS_URL", help="Broker URL of the running pipeline."
+    ),
 ]
 TranslateOption = Annotated[
     list[str] | None,
@@ -42,6 +50,10 @@ GlossaryOption = Annotated[
     Path | None,
     typer.Option(help='JSON file of required translations: {"pt": {"pipeline": "pipeline"}}.'),
 ]
+
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+"""Where ``up`` puts its embedded broker."""
 
 
 class OutputFormat(StrEnum):
@@ -77,7 +89,7 @@ def up(
 @app.command()
 def run(
     stage: Annotated[str, typer.Argument(help="vad, transcribe, translate, analytics or edge.")],
-    nats: NatsOption = None,
+    nats: BrokerOption = DEFAULT_URL,
     host: Annotated[str, typer.Option(help="Edge only: listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Edge only: port.")] = 8000,
 ) -> None:
@@ -85,7 +97,7 @@ def run(
     from livetranslate.cli import commands
 
     _setup_logging()
-    url = nats or "nats://127.0.0.1:4222"
+    url = nats
     if stage == "edge":
         _run(lambda stop: commands.run_edge(url, host, port, stop))
         return
@@ -99,11 +111,15 @@ def run(
 
 
 @streams_app.command("apply")
-def streams_apply(nats: NatsOption = None) -> None:
+def streams_apply(nats: BrokerOption = DEFAULT_URL) -> None:
     """Create or update the streams, consumers and session bucket on a broker."""
     from livetranslate.cli.pipeline import apply_to
 
-    for line in asyncio.run(apply_to(nats or "nats://127.0.0.1:4222")):
+    try:
+        lines = asyncio.run(apply_to(nats))
+    except ConnectionError as exc:
+        raise fail(str(exc)) from None
+    for line in lines:
         typer.echo(line)
 
 
@@ -111,7 +127,7 @@ def streams_apply(nats: NatsOption = None) -> None:
 def publish(
     file: Annotated[Path, typer.Argument(help="Audio file: wav, flac, mp3, ogg, webm, mp4…")],
     session: Annotated[str, typer.Option(help="Session id: letters, digits, '_' or '-'.")],
-    nats: NatsOption = None,
+    nats: BrokerOption = DEFAULT_URL,
     fast: Annotated[bool, typer.Option(help="As fast as the broker takes it.")] = False,
     translate: TranslateOption = None,
     language: LanguageOption = None,
@@ -123,8 +139,8 @@ def publish(
 
     _setup_logging("WARNING")
     request = commands.SessionRequest(session, tuple(translate or ()), language, chunk_ms, glossary)
-    url = nats or "nats://127.0.0.1:4222"
-    _run(lambda _: commands.publish(file, url, request, realtime=not fast))
+    url = nats
+    _run(lambda _: commands.publish(file, url, request, realtime=not fast), drains=False)
 
 
 @app.command()
@@ -144,7 +160,10 @@ def transcribe(
     _setup_logging("WARNING")
     session_id = session or f"file-{uuid.uuid4().hex[:12]}"
     request = commands.SessionRequest(session_id, tuple(translate or ()), language, 100, glossary)
-    _run(lambda _: commands.transcribe(file, nats, request, output.value, realtime=realtime))
+    _run(
+        lambda _: commands.transcribe(file, nats, request, output.value, realtime=realtime),
+        drains=False,
+    )
 
 
 @app.command()
@@ -203,6 +222,7 @@ def bench(
     # report["translation"], before it is printed and written.
     benchmark.print_report(report)
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")
 
 
@@ -225,32 +245,42 @@ def _setup_logging(floor: str | None = None) -> None:
     configure(floor or settings.log_level, settings.log_format)
 
 
-def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report it."""
+
+
+def _run(main: Callable[[asyncio.Event], Awaitable[None]], *, drains: bool = True) -> None:
     """Run a command until it ends, or until Ctrl-C / SIGTERM.
 
-    The first signal sets the command's stop event, so servers drain and
-    every ``finally`` runs; a second one cancels the command outright.
+    A command that ``drains`` watches its stop event: the first signal sets
+    it, so servers drain and every ``finally`` runs, and a second signal
+    cancels the command. Any other command is cancelled by the first.
     """
+    interrupted = False
 
     async def guarded() -> None:
+        nonlocal interrupted
         stop = asyncio.Event()
         task = asyncio.ensure_future(main(stop))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, _stop_then_cancel, stop, task)
+            loop.add_signal_handler(signum, _on_signal, stop, task, drains)
         try:
             await task
         except asyncio.CancelledError:
-            typer.echo("stopped", err=True)
+            interrupted = True
+        interrupted = interrupted or stop.is_set()
 
     try:
         asyncio.run(guarded())
     except _user_errors() as exc:
         raise fail(str(exc)) from None
+    if interrupted:
+        raise typer.Exit(INTERRUPTED)
 
 
-def _stop_then_cancel(stop: asyncio.Event, task: asyncio.Future[None]) -> None:
-    if stop.is_set():
+def _on_signal(stop: asyncio.Event, task: asyncio.Future[None], drains: bool) -> None:
+    if stop.is_set() or not drains:
         task.cancel()
     stop.set()
 
@@ -260,6 +290,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from livetranslate.edge.server import EdgeStartError
     from livetranslate.ingest.decode import AudioDecodeError
     from livetranslate.streams.server import PortInUseError
+    from livetranslate.transcribe.engine import ModelUnavailableError
     from livetranslate.translate.errors import (
         ModelFolderError,
         UnsupportedLanguageError,
@@ -277,6 +308,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         GlossaryFileError,
         EdgeStartError,
         PortInUseError,
+        ModelUnavailableError,
         ConnectionError,
         TimeoutError,
     )

@@ -11,15 +11,30 @@ import nats
 from livetranslate.streams import StageRunner
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer
+from nats.aio.client import Client
 from nats.errors import NoServersError
 
 from livetranslate.cli.stages import StageName, build
 
-__all__ = ["apply_to", "broker", "stages"]
+__all__ = ["apply_to", "broker", "check_reachable", "stages"]
+
+
+async def check_reachable(url: str) -> None:
+    """Fail at once, naming ``url``, when no broker answers there."""
+    client = await _connect_once(url)
+    await client.close()
 
 
 async def apply_to(url: str) -> list[str]:
     """Apply the topology to the broker at ``url``; returns what was done."""
+    client = await _connect_once(url)
+    try:
+        return await apply_topology(client)
+    finally:
+        await client.close()
+
+
+async def _connect_once(url: str) -> Client:
     try:
         # Two attempts, then NoServersError; nats-py's default error callback
         # would log a traceback per attempt, the caller reports the failure.
@@ -32,10 +47,7 @@ async def apply_to(url: str) -> list[str]:
         )
     except (OSError, NoServersError, TimeoutError) as exc:
         raise ConnectionError(f"no NATS broker answered at {url}: {exc!r}") from exc
-    try:
-        return await apply_topology(client)
-    finally:
-        await client.close()
+    return client
 
 
 async def _ignore(_: Exception) -> None:

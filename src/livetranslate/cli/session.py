@@ -142,8 +142,14 @@ class SessionWatch:
     def _complete(self, caption: Caption) -> bool:
         if not caption.text:
             return True
-        translated = all(t in caption.translations or t in caption.joined for t in self.targets)
+        translated = all(self._translated_into(caption, t) for t in self.targets)
         return translated and (caption.speaker is not None or not self._speakers)
+
+    @staticmethod
+    def _translated_into(caption: Caption, target: str) -> bool:
+        # Speech already in the target language is not translated.
+        same = caption.language is not None and caption.language == target
+        return same or target in caption.translations or target in caption.joined
 
     def _check_done(self) -> None:
         for caption in self.ordered():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from livetranslate.streams.topology import (
+    ACCESS_BUCKET,
     CONSUMERS,
     SESSIONS_BUCKET,
     STREAMS,
@@ -51,7 +52,8 @@ async def apply_topology(nc: Client) -> list[str]:
     js = nc.jetstream()
     report = [await _apply_stream(js, spec) for spec in STREAMS]
     report += [await _apply_consumer(js, spec) for spec in CONSUMERS.values()]
-    report.append(await _apply_bucket(js))
+    report.append(await _apply_bucket(js, SESSIONS_BUCKET))
+    report.append(await _apply_bucket(js, ACCESS_BUCKET))
     return report
 
 
@@ -73,12 +75,10 @@ async def _apply_consumer(js: JetStreamContext, spec: ConsumerSpec) -> str:
     return f"consumer {spec.stream}/{spec.durable}: applied"
 
 
-async def _apply_bucket(js: JetStreamContext) -> str:
+async def _apply_bucket(js: JetStreamContext, bucket: str) -> str:
     try:
-        await js.key_value(SESSIONS_BUCKET)
-        return f"bucket {SESSIONS_BUCKET}: present"
+        await js.key_value(bucket)
+        return f"bucket {bucket}: present"
     except BucketNotFoundError:
-        await js.create_key_value(
-            api.KeyValueConfig(bucket=SESSIONS_BUCKET, history=5, ttl=7 * 24 * 3600.0)
-        )
-        return f"bucket {SESSIONS_BUCKET}: created"
+        await js.create_key_value(api.KeyValueConfig(bucket=bucket, history=5, ttl=7 * 24 * 3600.0))
+        return f"bucket {bucket}: created"

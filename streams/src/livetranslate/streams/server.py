@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -60,6 +61,20 @@ def free_port() -> int:
         return port
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to stop the server if this process is killed outright.
+
+    Without it a ``kill -9`` of the parent leaves the broker holding its port.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _check_port_free(port: int) -> None:
     with socket.socket() as sock:
         # As nats-server does: a port in TIME_WAIT after a restart is free.
@@ -96,6 +111,7 @@ class EmbeddedServer:
             # Own process group, so a terminal's Ctrl-C reaches us first and we
             # stop the server after the stages have drained.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         await self._wait_until_listening(timeout_s)
         log.info("nats_server.started", url=self.url, store=str(self.data_dir))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 __all__ = ["BrokerSettings", "SettingsError", "load"]
 
@@ -35,6 +36,11 @@ class BrokerSettings(BaseSettings):
         default="console", description="json for log shippers, console for people."
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
 
 def load(settings_type: type[S]) -> S:
     """Read ``settings_type`` from the environment, or stop naming what is wrong."""
@@ -42,6 +48,10 @@ def load(settings_type: type[S]) -> S:
         return settings_type()
     except ValidationError as exc:
         raise SettingsError(_explain(settings_type, exc)) from exc
+    except SourceError as exc:
+        # pydantic-settings reports a variable that is not valid JSON (for a
+        # dict or list setting) with its field's name, before validation.
+        raise SettingsError(f"invalid configuration: {exc} (the value must be JSON)") from exc
 
 
 def _explain(settings_type: type[BaseSettings], exc: ValidationError) -> str:

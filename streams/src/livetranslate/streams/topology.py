@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "ACCESS_BUCKET",
     "AUDIO",
     "CONSUMERS",
     "DEAD_LETTERS",
@@ -72,6 +73,9 @@ CONSUMERS: Final = {
 
 SESSIONS_BUCKET: Final = "sessions"
 """KV bucket of ``SessionConfig`` documents, keyed by session id."""
+
+ACCESS_BUCKET: Final = "session_access"
+"""KV bucket of the edge's access records: SHA-256 hashes of a session's tokens, by session id."""
 
 
 def stream_for(subject: str) -> str:
