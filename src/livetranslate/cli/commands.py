@@ -160,6 +160,7 @@ async def transcribe(
                 config.target_languages,
                 on_caption=_caption_printer(output, advance),
                 on_partial=_print_partial if output == "text" and sys.stdout.isatty() else None,
+                speakers=StageName.diarize in PIPELINE,
             )
             try:
                 await watch.start()

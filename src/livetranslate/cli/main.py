@@ -88,7 +88,9 @@ def up(
 
 @app.command()
 def run(
-    stage: Annotated[str, typer.Argument(help="vad, transcribe, translate, analytics or edge.")],
+    stage: Annotated[
+        str, typer.Argument(help="vad, transcribe, translate, diarize, analytics or edge.")
+    ],
     nats: BrokerOption = DEFAULT_URL,
     host: Annotated[str, typer.Option(help="Edge only: listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Edge only: port.")] = 8000,

@@ -20,7 +20,11 @@ def timestamp(seconds: float, separator: str = ".") -> str:
 
 
 def caption_line(caption: Caption) -> str:
-    """A final as the terminal shows it, translations indented beneath."""
+    """A final as the terminal shows it, one line per speaker, translations beneath."""
+    return "\n".join(_line(part) for part in caption.by_speaker())
+
+
+def _line(caption: Caption) -> str:
     speaker = f"{caption.speaker}: " if caption.speaker else ""
     lines = [
         f"[{timestamp(caption.start_s)} --> {timestamp(caption.end_s)}] {speaker}{caption.text}"
@@ -43,8 +47,7 @@ def document(session_id: str, language: str | None, captions: Sequence[Caption])
                 "speaker": c.speaker,
                 "translations": c.translations,
             }
-            for c in captions
-            if c.text
+            for c in _parts(captions)
         ],
     }
     return json.dumps(body, ensure_ascii=False, indent=2)
@@ -53,7 +56,7 @@ def document(session_id: str, language: str | None, captions: Sequence[Caption])
 def srt(captions: Sequence[Caption]) -> str:
     """SubRip subtitles; translations as further lines of the same cue."""
     cues = []
-    for number, caption in enumerate((c for c in captions if c.text), start=1):
+    for number, caption in enumerate(_parts(captions), start=1):
         span = f"{timestamp(caption.start_s, ',')} --> {timestamp(caption.end_s, ',')}"
         speaker = f"[{caption.speaker}] " if caption.speaker else ""
         text = [
@@ -62,3 +65,8 @@ def srt(captions: Sequence[Caption]) -> str:
         ]
         cues.append("\n".join([str(number), span, *text]))
     return "\n\n".join(cues) + ("\n" if cues else "")
+
+
+def _parts(captions: Sequence[Caption]) -> list[Caption]:
+    """Captions with text, each cut where its speaker changes."""
+    return [part for caption in captions if caption.text for part in caption.by_speaker()]

@@ -27,6 +27,58 @@ class Caption:
     speaker: str | None = None
     joined: set[str] = field(default_factory=set)
     """Languages in which a later caption's translation covers this one as well."""
+    words: tuple[v1.Word, ...] = ()
+    turns: list[v1.SpeakerTurn] = field(default_factory=list)
+    """Who spoke when inside the utterance, as the diarizer found it."""
+
+    def by_speaker(self) -> list[Caption]:
+        """The caption cut where the speaker changes, by its words' times.
+
+        Each word goes to the turn that covers its middle (else the nearest);
+        translations stay with the last part, since they cover the whole.
+        """
+        speakers = [_speaker_at((w.start_s + w.end_s) / 2, self.turns) for w in self.words]
+        if len(set(speakers)) <= 1:
+            return [self]
+        parts = _runs(self.words, speakers)
+        return [
+            Caption(
+                utterance_id=self.utterance_id if n == 0 else f"{self.utterance_id}-{n + 1}",
+                start_s=words[0].start_s,
+                end_s=words[-1].end_s,
+                text=" ".join(w.text.strip() for w in words),
+                language=self.language,
+                translations=self.translations if n == len(parts) - 1 else {},
+                speaker=speaker,
+            )
+            for n, (speaker, words) in enumerate(parts)
+        ]
+
+
+def _all_turns_in(caption: Caption) -> bool:
+    return bool(caption.turns) and len(caption.turns) >= caption.turns[0].turns
+
+
+def _speaker_at(time_s: float, turns: list[v1.SpeakerTurn]) -> str | None:
+    if not turns:
+        return None
+    covering = [t for t in turns if t.start_s <= time_s <= t.end_s]
+    if covering:
+        return max(covering, key=lambda t: t.confidence).speaker
+    nearest = min(turns, key=lambda t: min(abs(t.start_s - time_s), abs(t.end_s - time_s)))
+    return nearest.speaker
+
+
+def _runs(
+    words: tuple[v1.Word, ...], speakers: list[str | None]
+) -> list[tuple[str | None, list[v1.Word]]]:
+    runs: list[tuple[str | None, list[v1.Word]]] = []
+    for word, speaker in zip(words, speakers, strict=True):
+        if runs and runs[-1][0] == speaker:
+            runs[-1][1].append(word)
+        else:
+            runs.append((speaker, [word]))
+    return runs
 
 
 CaptionCallback = Callable[[Caption], None]
@@ -58,7 +110,7 @@ class SessionWatch:
         self._on_caption = on_caption
         self._on_partial = on_partial
         self._speakers = speakers
-        self._turns: dict[str, str] = {}
+        self._turns: dict[str, list[v1.SpeakerTurn]] = {}
         self._translated: dict[str, dict[str, str]] = {}
         self._joined: dict[str, set[str]] = {}
         self._expected: int | None = None
@@ -112,6 +164,7 @@ class SessionWatch:
             end_s=transcript.end_s,
             text=transcript.text.strip(),
             language=transcript.language,
+            words=transcript.words,
         )
         self._attach(transcript.utterance_id)
 
@@ -132,18 +185,19 @@ class SessionWatch:
             return
         caption.translations.update(self._translated.get(utterance_id, {}))
         caption.joined |= self._joined.get(utterance_id, set())
-        caption.speaker = caption.speaker or self._turns.get(utterance_id)
+        caption.turns = self._turns.get(utterance_id, [])
+        # The whole utterance is labelled with its first speaker; by_speaker() splits it.
+        caption.speaker = caption.turns[0].speaker if caption.turns else None
 
     def _on_turn(self, turn: v1.SpeakerTurn) -> None:
-        # An utterance with several turns is shown under its first speaker.
-        self._turns.setdefault(turn.utterance_id, turn.speaker)
+        self._turns.setdefault(turn.utterance_id, []).append(turn)
         self._attach(turn.utterance_id)
 
     def _complete(self, caption: Caption) -> bool:
         if not caption.text:
             return True
         translated = all(self._translated_into(caption, t) for t in self.targets)
-        return translated and (caption.speaker is not None or not self._speakers)
+        return translated and (_all_turns_in(caption) or not self._speakers)
 
     @staticmethod
     def _translated_into(caption: Caption, target: str) -> bool:

@@ -17,10 +17,17 @@ class StageName(Enum):
     vad = "vad"
     transcribe = "transcribe"
     translate = "translate"
+    diarize = "diarize"
     analytics = "analytics"
 
 
-PIPELINE = (StageName.vad, StageName.transcribe, StageName.translate, StageName.analytics)
+PIPELINE = (
+    StageName.vad,
+    StageName.transcribe,
+    StageName.translate,
+    StageName.diarize,
+    StageName.analytics,
+)
 """The stages ``up`` and ``transcribe`` run in one process."""
 
 
@@ -40,6 +47,10 @@ def build(name: StageName) -> Stage:
         from livetranslate.translate.stage import TranslateSettings, TranslateStage
 
         return TranslateStage(load(TranslateSettings))
+    if name is StageName.diarize:
+        from livetranslate.diarize.stage import DiarizeSettings, DiarizeStage
+
+        return DiarizeStage(load(DiarizeSettings))
     from livetranslate.analytics.stage import AnalyticsSettings, AnalyticsStage
 
     return AnalyticsStage(load(AnalyticsSettings))

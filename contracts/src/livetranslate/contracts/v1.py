@@ -29,6 +29,7 @@ __all__ = [
     "LatencyFigures",
     "SessionConfig",
     "SessionEvent",
+    "SpeakerFigures",
     "SpeakerTurn",
     "SpeechAudioMeta",
     "Transcript",
@@ -213,12 +214,20 @@ class SpeakerTurn(Contract):
     start_s: float = Field(ge=0.0)
     end_s: float = Field(ge=0.0)
     confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    turns: int = Field(
+        default=1, ge=1, description="How many turns the utterance has, this one included."
+    )
 
 
 class LatencyFigures(Contract):
     count: int = Field(ge=0)
     p50_s: float = Field(ge=0.0)
     p95_s: float = Field(ge=0.0)
+
+
+class SpeakerFigures(Contract):
+    talk_s: float = Field(ge=0.0, description="Seconds this speaker spoke.")
+    turns: int = Field(ge=0, description="Turns, counting a continued turn once.")
 
 
 class AnalyticsSnapshot(Contract):
@@ -235,6 +244,10 @@ class AnalyticsSnapshot(Contract):
     latency: dict[str, LatencyFigures] = Field(
         default_factory=dict, description="Per stage: its publish time minus its input's."
     )
+    speakers: dict[str, SpeakerFigures] = Field(
+        default_factory=dict, description="Per speaker label, when the session is diarized."
+    )
+    overlap_s: float = Field(default=0.0, ge=0.0, description="Seconds two speakers overlapped.")
     at: datetime = Field(default_factory=utc_now)
 
 

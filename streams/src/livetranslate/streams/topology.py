@@ -68,6 +68,7 @@ CONSUMERS: Final = {
     "analytics-speech": ConsumerSpec("SPEECH", "analytics-speech", ("vad.>",)),
     "analytics-finals": ConsumerSpec("RESULTS", "analytics-finals", ("transcript.final.>",)),
     "analytics-translations": ConsumerSpec("RESULTS", "analytics-translations", ("translation.>",)),
+    "analytics-speakers": ConsumerSpec("RESULTS", "analytics-speakers", ("speaker.>",)),
 }
 """Durable consumers by name; the name is also the durable's name."""
 

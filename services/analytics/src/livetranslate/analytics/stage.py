@@ -56,6 +56,7 @@ class SessionFigures:
     """Finals with text: each waits for its translations."""
     translated: dict[str, set[str]] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
+    turns: list[v1.SpeakerTurn] = field(default_factory=list)
     words: int = 0
     latency_s: dict[str, list[float]] = field(default_factory=dict)
     expected_utterances: int | None = None
@@ -82,6 +83,8 @@ class SessionFigures:
             words=self.words,
             words_per_minute=round(self.words / minutes, 1) if minutes > 0 else 0.0,
             latency={stage: _figures(values) for stage, values in self.latency_s.items()},
+            speakers=_speaker_figures(self.turns),
+            overlap_s=round(_overlap_s(self.turns), 3),
         )
 
 
@@ -92,6 +95,35 @@ def _figures(values: list[float]) -> v1.LatencyFigures:
         p50_s=round(float(np.percentile(array, 50)), 4),
         p95_s=round(float(np.percentile(array, 95)), 4),
     )
+
+
+def _speaker_figures(turns: list[v1.SpeakerTurn]) -> dict[str, v1.SpeakerFigures]:
+    """Talk time and turns per speaker; a speaker's consecutive turns count once."""
+    talk: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    previous: str | None = None
+    for turn in sorted(turns, key=lambda t: t.start_s):
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.end_s - turn.start_s
+        if turn.speaker != previous:
+            counts[turn.speaker] = counts.get(turn.speaker, 0) + 1
+        previous = turn.speaker
+    return {
+        speaker: v1.SpeakerFigures(talk_s=round(talk[speaker], 3), turns=counts[speaker])
+        for speaker in talk
+    }
+
+
+def _overlap_s(turns: list[v1.SpeakerTurn]) -> float:
+    """Time during which turns of two different speakers run at once."""
+    overlap = 0.0
+    ordered = sorted(turns, key=lambda t: t.start_s)
+    for index, turn in enumerate(ordered):
+        for later in ordered[index + 1 :]:
+            if later.start_s >= turn.end_s:
+                break
+            if later.speaker != turn.speaker:
+                overlap += min(turn.end_s, later.end_s) - later.start_s
+    return overlap
 
 
 class AnalyticsStage:
@@ -110,7 +142,13 @@ class AnalyticsStage:
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
-        for consumer in ("analytics-speech", "analytics-finals", "analytics-translations"):
+        consumers = (
+            "analytics-speech",
+            "analytics-finals",
+            "analytics-translations",
+            "analytics-speakers",
+        )
+        for consumer in consumers:
             consume(router, consumer, self.name, lambda: publisher, self.handle, batch_size=64)
 
     async def start(self, sessions: SessionStore) -> None:
@@ -137,6 +175,8 @@ class AnalyticsStage:
             self._on_final(contract)
         elif isinstance(contract, v1.Translation):
             self._on_translation(contract)
+        elif isinstance(contract, v1.SpeakerTurn):
+            self._figures(contract.session_id).turns.append(contract)
         else:
             raise Rejected(f"analytics does not read {contract.CONTRACT_NAME}")
         figures = self._figures(getattr(contract, "session_id", ""))
