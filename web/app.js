@@ -1,25 +1,42 @@
-// LiveTranslate captions: follows one session over the edge's WebSocket.
+// LiveTranslate: start a captioned session from the microphone, or follow one.
 //
-// Every frame is {contract, version, subject, seq, data}. Lines are keyed by
+// Following: every frame of WS /ws/sessions/{id} is {contract, version,
+// subject, seq, data} (services/edge/PROTOCOL.md). Lines are keyed by
 // utterance id; transcripts, translations and speaker turns are joined onto
-// them here, in whatever order they arrive. `seq` is the stream sequence:
-// a reconnect asks for `?after=<last seq>` so nothing is missed or repeated.
-"use strict";
+// them here, in whatever order they arrive. `seq` is the stream sequence: a
+// reconnect asks for `?after=<last seq>` so nothing is missed or repeated.
+//
+// Starting: POST api/sessions gives the session id and its two tokens; the
+// publish token goes with the microphone's audio, the view token into the
+// link for viewers and into this page's own address (in the fragment, which
+// browsers never send to a server).
+import { Microphone } from "./capture.js";
 
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 10000;
-const INVALID_REQUEST = 1008; // the edge refused the session id: retrying cannot help
+const POLICY_VIOLATION = 1008; // the edge refused the request or token: retrying cannot help
 
 const form = document.getElementById("session-form");
 const input = document.getElementById("session-id");
+const tokenInput = document.getElementById("view-token");
 const button = document.getElementById("connect");
 const stateEl = document.getElementById("state");
 const captions = document.getElementById("captions");
 const placeholder = document.getElementById("placeholder");
 const figures = document.getElementById("figures");
 
+const startForm = document.getElementById("start-form");
+const startButton = document.getElementById("start-button");
+const stopButton = document.getElementById("stop-button");
+const micState = document.getElementById("mic-state");
+const share = document.getElementById("share");
+const shareLink = document.getElementById("share-link");
+const copyLink = document.getElementById("copy-link");
+const openLink = document.getElementById("open-link");
+
 const follow = {
   sessionId: null,
+  token: "",
   socket: null,
   lastSeq: 0,
   retryMs: RETRY_FIRST_MS,
@@ -29,7 +46,7 @@ const follow = {
 /** utterance id -> {el, source, speaker, final, partial, translations, ...} */
 const lines = new Map();
 
-// ---- connection -----------------------------------------------------------
+// ---- following a session --------------------------------------------------
 
 function showState(state, text) {
   stateEl.dataset.state = state;
@@ -43,22 +60,34 @@ function refreshButton() {
   button.textContent = following ? "Disconnect" : "Connect";
 }
 
-function socketUrl(sessionId, after) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const query = after > 0 ? `?after=${after}` : "";
-  return `${scheme}://${location.host}/ws/sessions/${encodeURIComponent(sessionId)}${query}`;
+function socketUrl(sessionId, token, after) {
+  const url = new URL(`ws/sessions/${encodeURIComponent(sessionId)}`, document.baseURI);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (token) url.searchParams.set("token", token);
+  if (after > 0) url.searchParams.set("after", String(after));
+  return url.href;
 }
 
-function start(sessionId) {
+function start(sessionId, token) {
   stop();
   clearCaptions();
   follow.sessionId = sessionId;
+  follow.token = token;
   follow.lastSeq = 0;
   follow.retryMs = RETRY_FIRST_MS;
-  const url = new URL(location.href);
-  url.searchParams.set("session", sessionId);
-  history.replaceState(null, "", url);
+  input.value = sessionId;
+  tokenInput.value = token;
+  history.replaceState(null, "", pageUrl(sessionId, token));
   open();
+}
+
+/** This page's address for a session: the token in the fragment, never sent to a server. */
+function pageUrl(sessionId, token) {
+  const url = new URL(location.href);
+  url.search = "";
+  url.searchParams.set("session", sessionId);
+  url.hash = token ? `token=${encodeURIComponent(token)}` : "";
+  return url.href;
 }
 
 function stop() {
@@ -76,7 +105,7 @@ function stop() {
 function open() {
   const sessionId = follow.sessionId;
   showState("connecting", `Connecting to session ${sessionId}…`);
-  const socket = new WebSocket(socketUrl(sessionId, follow.lastSeq));
+  const socket = new WebSocket(socketUrl(sessionId, follow.token, follow.lastSeq));
   follow.socket = socket;
   socket.addEventListener("open", () => {
     follow.retryMs = RETRY_FIRST_MS;
@@ -89,7 +118,7 @@ function open() {
 function closed(socket, event) {
   if (socket !== follow.socket) return; // an old socket we closed on purpose
   follow.socket = null;
-  if (event.code === INVALID_REQUEST) {
+  if (event.code === POLICY_VIOLATION) {
     follow.sessionId = null;
     showState("refused", `Refused: ${event.reason || "invalid request"}`);
     return;
@@ -236,13 +265,85 @@ function showSpeaker(turn) {
 function showFigures(snapshot) {
   const wpm = Math.round(snapshot.words_per_minute);
   const parts = [
-    `${snapshot.utterances} utterances`,
-    `${snapshot.words} words`,
+    counted(snapshot.utterances, "utterance"),
+    counted(snapshot.words, "word"),
     `${wpm} words per minute`,
   ];
   if (snapshot.final) parts.push("session ended");
   figures.textContent = parts.join(" · ");
 }
+
+function counted(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+// ---- starting a session ---------------------------------------------------
+
+const microphone = new Microphone((state, text) => {
+  micState.dataset.state = state;
+  micState.textContent = text;
+  const live = state !== "off" && state !== "failed";
+  startButton.disabled = live;
+  stopButton.disabled = !live;
+});
+
+async function createSession() {
+  const targets = [...startForm.querySelectorAll('input[name="target"]:checked')].map(
+    (box) => box.value,
+  );
+  const source = document.getElementById("source-language").value || null;
+  const response = await fetch(new URL("api/sessions", document.baseURI), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ source_language: source, target_languages: targets }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `the edge answered ${response.status}`);
+  return body;
+}
+
+function showShareLink(viewUrl) {
+  shareLink.value = viewUrl;
+  openLink.href = viewUrl;
+  share.hidden = false;
+}
+
+startForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  startButton.disabled = true;
+  micState.dataset.state = "starting";
+  micState.textContent = "Creating a session…";
+  let session;
+  try {
+    session = await createSession();
+  } catch (error) {
+    micState.dataset.state = "failed";
+    micState.textContent = `Could not start a session: ${error.message}`;
+    startButton.disabled = false;
+    return;
+  }
+  showShareLink(session.view_url);
+  start(session.session_id, session.view_token);
+  try {
+    await microphone.start(session.session_id, session.publish_token);
+  } catch {
+    startButton.disabled = false; // the microphone's state says why
+  }
+});
+
+stopButton.addEventListener("click", () => microphone.stop());
+
+copyLink.addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(shareLink.value);
+    copyLink.textContent = "Copied";
+  } catch {
+    // No clipboard outside a secure context: leave the link selected to copy by hand.
+    shareLink.select();
+    copyLink.textContent = "Press Ctrl+C to copy";
+  }
+  setTimeout(() => (copyLink.textContent = "Copy link"), 3000);
+});
 
 // ---- page -----------------------------------------------------------------
 
@@ -254,14 +355,27 @@ form.addEventListener("submit", (event) => {
     return;
   }
   if (!input.reportValidity()) return;
-  start(sessionId);
+  start(sessionId, tokenInput.value.trim());
 });
 
 input.addEventListener("input", refreshButton);
 
-const fromUrl = new URLSearchParams(location.search).get("session");
-if (fromUrl) {
-  input.value = fromUrl;
+/** A shared link: ?session=<id>, and the view token as #token= (or ?token=). */
+function linkedSession() {
+  const query = new URLSearchParams(location.search);
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  return {
+    sessionId: query.get("session"),
+    token: fragment.get("token") || query.get("token") || "",
+  };
+}
+
+const linked = linkedSession();
+if (linked.sessionId) {
+  input.value = linked.sessionId;
   // A shared link goes straight to the captions.
-  if (input.checkValidity()) start(fromUrl);
+  if (input.checkValidity()) {
+    document.getElementById("panels").open = false;
+    start(linked.sessionId, linked.token);
+  }
 }

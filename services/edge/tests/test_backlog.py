@@ -71,3 +71,26 @@ async def test_a_final_waits_for_room_instead_of_being_dropped() -> None:
 def test_a_backlog_needs_room() -> None:
     with pytest.raises(ValueError, match="at least one frame"):
         Backlog(max_frames=0)
+
+
+async def test_every_dropped_partial_is_reported() -> None:
+    reported = []
+    backlog = Backlog(max_frames=1, on_drop=lambda: reported.append(1))
+    for frame in (partial(1), partial(2), final(3), partial(4)):
+        await backlog.put(frame)
+
+    assert len(reported) == backlog.dropped == 3
+    assert await drain(backlog) == [3]
+
+
+async def test_closing_releases_a_waiting_final_and_lets_later_frames_go() -> None:
+    backlog = Backlog(max_frames=1)
+    await backlog.put(final(1))
+    waiting = asyncio.create_task(backlog.put(final(2)))
+    await asyncio.sleep(0.01)
+
+    backlog.close()
+
+    await asyncio.wait_for(waiting, 1)
+    assert backlog.offer(final(3))
+    assert len(backlog) == 0

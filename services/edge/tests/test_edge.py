@@ -3,67 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import pytest
 import pytest_asyncio
 from livetranslate.contracts import encode, subjects, v1
-from livetranslate.edge import app as edge_app
-from livetranslate.edge import create_app, serve
+from livetranslate.edge import context as edge_context
+from livetranslate.edge import create_app, serving
+from livetranslate.edge.testing import connected, receive, refusal, socket_url
 from livetranslate.streams.server import EmbeddedServer, free_port
 from nats.aio.client import Client
-from starlette.types import ASGIApp
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Close
+from websockets.asyncio.client import ClientConnection
 
 pytestmark = pytest.mark.broker
 
-RECEIVE_TIMEOUT_S = 5.0
 QUIET_S = 0.5
 """How long a socket must stay silent for a test to say nothing more came."""
 
 Kind = Literal["partial", "final"]
-
-
-@asynccontextmanager
-async def running(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` on a free port; yields ``host:port``."""
-    port = free_port()
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, port=port, stop=stop))
-    address = f"127.0.0.1:{port}"
-    try:
-        await wait_until_serving(address, server)
-        yield address
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)
-
-
-async def wait_until_serving(address: str, server: asyncio.Task[None]) -> None:
-    async with httpx.AsyncClient(trust_env=False) as http:
-        for _ in range(200):
-            if server.done():
-                server.result()
-            try:
-                if (await http.get(f"http://{address}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    raise TimeoutError(f"edge did not serve on {address}")
-
-
-@pytest_asyncio.fixture
-async def edge(nats_url: str) -> AsyncIterator[str]:
-    async with running(create_app(nats_url)) as address:
-        yield address
 
 
 @pytest_asyncio.fixture
@@ -73,11 +33,6 @@ async def bare_broker(tmp_path: Path) -> AsyncIterator[str]:
     await server.start()
     yield server.url
     await server.stop()
-
-
-@pytest.fixture
-def session_id() -> str:
-    return f"edge-{uuid.uuid4().hex[:12]}"
 
 
 def transcript(
@@ -134,37 +89,10 @@ async def publish_hello(client: Client, session_id: str) -> list[int]:
     ]
 
 
-def socket_url(address: str, session_id: str, query: str = "") -> str:
-    return f"ws://{address}/ws/sessions/{session_id}{query}"
-
-
-@asynccontextmanager
-async def watching(url: str) -> AsyncIterator[ClientConnection]:
-    async with connect(url, proxy=None, open_timeout=RECEIVE_TIMEOUT_S) as socket:
-        yield socket
-
-
-async def receive(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
-    frames = []
-    for _ in range(count):
-        text = await asyncio.wait_for(socket.recv(), RECEIVE_TIMEOUT_S)
-        frames.append(json.loads(text))
-    return frames
-
-
 async def assert_quiet(socket: ClientConnection) -> None:
     with pytest.raises(TimeoutError):
         extra = await asyncio.wait_for(socket.recv(), QUIET_S)
         pytest.fail(f"unexpected frame: {extra!r}")
-
-
-async def close_frame(url: str) -> Close:
-    """The close frame the edge answers ``url`` with, before sending any event."""
-    async with watching(url) as socket:
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(socket.recv(), RECEIVE_TIMEOUT_S)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd
 
 
 async def test_history_arrives_in_order_then_live_without_duplicates(
@@ -172,7 +100,7 @@ async def test_history_arrives_in_order_then_live_without_duplicates(
 ) -> None:
     seqs = await publish_hello(nats_client, session_id)
 
-    async with watching(socket_url(edge, session_id)) as socket:
+    async with connected(socket_url(edge, session_id)) as socket:
         history = await receive(socket, 3)
         live_seq = await publish(nats_client, transcript(session_id, "u2", "final", 0, "bye"))
         live = await receive(socket, 1)
@@ -191,7 +119,7 @@ async def test_resuming_after_a_sequence_gives_only_later_events(
 ) -> None:
     seqs = await publish_hello(nats_client, session_id)
 
-    async with watching(socket_url(edge, session_id, f"?after={seqs[1]}")) as socket:
+    async with connected(socket_url(edge, session_id, after=seqs[1])) as socket:
         frames = await receive(socket, 1)
         await assert_quiet(socket)
 
@@ -215,7 +143,7 @@ async def test_speaker_turns_and_analytics_are_delivered_too(
     await publish(nats_client, turn)
     await publish(nats_client, snapshot)
 
-    async with watching(socket_url(edge, session_id)) as socket:
+    async with connected(socket_url(edge, session_id)) as socket:
         frames = await receive(socket, 2)
 
     assert [frame["contract"] for frame in frames] == ["speaker_turn", "analytics_snapshot"]
@@ -229,7 +157,7 @@ async def test_other_sessions_are_not_delivered(
     await publish_hello(nats_client, f"x{session_id}")
     mine = await publish(nats_client, transcript(session_id, "u1", "final", 0, "mine"))
 
-    async with watching(socket_url(edge, session_id)) as socket:
+    async with connected(socket_url(edge, session_id)) as socket:
         frames = await receive(socket, 1)
         await assert_quiet(socket)
 
@@ -243,27 +171,27 @@ async def test_a_message_that_is_not_a_contract_is_skipped(
     await nats_client.jetstream().publish(f"transcript.final.{session_id}", b"not json")
     good = await publish(nats_client, transcript(session_id, "u1", "final", 0, "fine"))
 
-    async with watching(socket_url(edge, session_id)) as socket:
+    async with connected(socket_url(edge, session_id)) as socket:
         frames = await receive(socket, 1)
 
     assert [frame["seq"] for frame in frames] == [good]
 
 
 @pytest.mark.parametrize(
-    ("path", "query"),
-    [("bad.id", ""), ("has%20space", ""), ("ok", "?after=-1"), ("ok", "?after=abc")],
+    ("path", "after"),
+    [("bad.id", None), ("has%20space", None), ("ok", "-1"), ("ok", "abc")],
 )
 async def test_an_invalid_request_is_closed_with_policy_violation(
-    edge: str, path: str, query: str
+    edge: str, path: str, after: str | None
 ) -> None:
-    close = await close_frame(socket_url(edge, path, query))
+    close = await refusal(socket_url(edge, path, after=after))
 
     assert close.code == 1008
     assert close.reason
 
 
 async def test_a_session_id_with_a_trailing_newline_is_refused(edge: str) -> None:
-    assert (await close_frame(socket_url(edge, "abc%0A"))).code == 1008
+    assert (await refusal(socket_url(edge, "abc%0A"))).code == 1008
 
 
 async def test_healthz_says_ok(edge: str) -> None:
@@ -289,7 +217,7 @@ async def test_readyz_is_ready_with_broker_and_stream(edge: str) -> None:
 async def test_readyz_is_unavailable_without_broker() -> None:
     nowhere = f"nats://127.0.0.1:{free_port()}"
     async with (
-        running(create_app(nowhere)) as address,
+        serving(create_app(nowhere)) as address,
         httpx.AsyncClient(trust_env=False) as http,
     ):
         response = await http.get(f"http://{address}/readyz")
@@ -300,7 +228,7 @@ async def test_readyz_is_unavailable_without_broker() -> None:
 
 async def test_readyz_names_a_missing_stream(bare_broker: str) -> None:
     async with (
-        running(create_app(bare_broker)) as address,
+        serving(create_app(bare_broker)) as address,
         httpx.AsyncClient(trust_env=False) as http,
     ):
         for _ in range(100):
@@ -316,17 +244,17 @@ async def test_readyz_names_a_missing_stream(bare_broker: str) -> None:
 async def test_a_socket_is_closed_with_internal_error_when_the_stream_is_missing(
     bare_broker: str,
 ) -> None:
-    async with running(create_app(bare_broker)) as address:
-        assert (await close_frame(socket_url(address, "s1"))).code == 1011
+    async with serving(create_app(bare_broker)) as address:
+        assert (await refusal(socket_url(address, "s1"))).code == 1011
 
 
 async def test_a_socket_is_told_to_retry_when_the_broker_is_unreachable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(edge_app, "BROKER_WAIT_S", 0.2)
+    monkeypatch.setattr(edge_context, "BROKER_WAIT_S", 0.2)
     nowhere = f"nats://127.0.0.1:{free_port()}"
-    async with running(create_app(nowhere)) as address:
-        assert (await close_frame(socket_url(address, "s1"))).code == 1013
+    async with serving(create_app(nowhere)) as address:
+        assert (await refusal(socket_url(address, "s1"))).code == 1013
 
 
 async def test_index_serves_the_caption_page(edge: str) -> None:

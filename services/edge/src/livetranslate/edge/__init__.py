@@ -1,6 +1,7 @@
-"""The WebSocket edge: browsers watch any session's results live, and the page they use."""
+"""The WebSocket edge: the page, microphones in, captions out, with tokens guarding each session."""
 
 from livetranslate.edge.app import create_app
-from livetranslate.edge.server import EdgeStartError, serve
+from livetranslate.edge.server import EdgeStartError, serve, serving
+from livetranslate.edge.settings import EdgeSettings
 
-__all__ = ["EdgeStartError", "create_app", "serve"]
+__all__ = ["EdgeSettings", "EdgeStartError", "create_app", "serve", "serving"]

@@ -12,7 +12,7 @@ import contextlib
 
 import nats.errors
 import structlog
-from livetranslate.streams.topology import RESULTS
+from livetranslate.streams.topology import ACCESS_BUCKET, AUDIO, RESULTS, SESSIONS_BUCKET
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 RECONNECT_WAIT_S = 1
 READY_CHECK_TIMEOUT_S = 2.0
 CANCEL_RETRY_S = 0.1
+
+NEEDED_STREAMS = (RESULTS.name, AUDIO.name, f"KV_{SESSIONS_BUCKET}", f"KV_{ACCESS_BUCKET}")
+"""What the edge reads and writes: results, microphone audio, session configs and access."""
 
 
 class BrokerLink:
@@ -57,12 +60,13 @@ class BrokerLink:
         if not self._client.is_connected:
             return f"not connected to the broker at {self.url}"
         js = self._client.jetstream(timeout=READY_CHECK_TIMEOUT_S)
-        try:
-            await js.stream_info(RESULTS.name)
-        except NotFoundError:
-            return f"stream {RESULTS.name} does not exist; run `livetranslate streams apply`"
-        except (TimeoutError, nats.errors.Error) as exc:
-            return f"broker did not describe stream {RESULTS.name}: {exc!r}"
+        for stream in NEEDED_STREAMS:
+            try:
+                await js.stream_info(stream)
+            except NotFoundError:
+                return f"stream {stream} does not exist; run `livetranslate streams apply`"
+            except (TimeoutError, nats.errors.Error) as exc:
+                return f"broker did not describe stream {stream}: {exc!r}"
         return None
 
     async def _connect(self) -> None:
