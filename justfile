@@ -17,6 +17,11 @@ types:
 test *args:
     uv run pytest {{args}}
 
+# e.g. `just bench tests/data/librivox/*.wav --curve --long-minutes 30 --json out.json`
+# Streaming transcription figures through the pipeline (src/livetranslate/cli/bench.py).
+bench *args="tests/data/librivox/*.wav --json .livetranslate/bench.json":
+    uv run livetranslate bench {{args}}
+
 # Everything up: broker, stages and the page on http://127.0.0.1:8000/.
 up:
     uv run livetranslate up

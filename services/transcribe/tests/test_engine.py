@@ -182,6 +182,37 @@ def assert_nothing_heard(recognition: Recognition) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.parametrize("rms", [0.003, 0.03, 0.1])
+def test_a_draft_of_noise_gives_no_words_without_a_second_decode(
+    recognizer: WhisperRecognizer, rms: float
+) -> None:
+    retries = recognizer.full_window_retries
+
+    recognition = recognizer.recognize(
+        white_noise(rms), language="en", word_timestamps=False, draft=True
+    )
+
+    assert_nothing_heard(recognition)
+    assert recognizer.full_window_retries == retries
+
+
+@pytest.mark.model
+def test_an_english_only_model_detects_english(recognizer: WhisperRecognizer) -> None:
+    assert recognizer.detect_language(read_wav(next(iter(references())))) == ("en", 1.0)
+
+
+@pytest.mark.model
+def test_the_plain_offline_transcription_hears_the_recording(
+    recognizer: WhisperRecognizer,
+) -> None:
+    path, reference = next(iter(references().items()))
+
+    text = recognizer.transcribe_plain(read_wav(path), language="en")
+
+    assert words_only(reference).split()[-4:] == words_only(text).split()[-4:]
+
+
+@pytest.mark.model
 def test_calls_from_two_threads_agree_with_calls_from_one(
     recognizer: WhisperRecognizer,
 ) -> None:

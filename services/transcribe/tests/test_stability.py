@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from livetranslate.transcribe.stability import StablePrefix
 
 
@@ -88,3 +89,64 @@ def test_an_empty_hypothesis_keeps_what_is_stable() -> None:
     feed(stability, "a b", "a b")
 
     assert stability.update([]) == ("a b", "")
+
+
+def test_three_hypotheses_must_agree_when_asked() -> None:
+    stability = StablePrefix(agreement=3)
+
+    assert feed(stability, "a b c", "a b d")[-1] == ("", "a b d")
+    assert stability.update(["a", "x"]) == ("a", "x")
+
+
+def test_a_hypothesis_that_does_not_count_is_shown_but_settles_nothing() -> None:
+    stability = StablePrefix()
+    stability.update(["a", "b"], counts=False)
+
+    assert stability.update(["a", "b"], counts=False) == ("", "a b")
+    assert stability.update(["a", "b", "c"]) == ("", "a b c")
+    assert stability.update(["a", "b", "d"]) == ("a b", "d")
+
+
+def test_settling_keeps_the_stable_words_and_takes_the_tail_after_them() -> None:
+    stability = StablePrefix()
+    feed(stability, "the cat sat on", "the cat sat on")
+
+    settlement = stability.settle(["the", "cat", "sat", "upon", "the", "mat"])
+
+    assert settlement.stable == ("the", "cat", "sat", "on")
+    assert ["the", "cat", "sat", "upon", "the", "mat"][settlement.tail_start :] == ["the", "mat"]
+    assert settlement.counterparts == (0, 1, 2, 3)
+
+
+def test_settling_finds_the_tail_after_a_word_the_final_put_before_them() -> None:
+    stability = StablePrefix()
+    feed(stability, "mister john dashwood", "mister john dashwood had")
+    words = ["And", "Mr", "John", "Dashwood", "had", "then", "leisure"]
+
+    settlement = stability.settle(words)
+
+    assert words[settlement.tail_start :] == ["had", "then", "leisure"]
+    assert stability.contradicted_words == 1  # "mister" became "Mr"
+
+
+def test_settling_an_empty_final_contradicts_every_stable_word() -> None:
+    stability = StablePrefix()
+    feed(stability, "a b c", "a b c")
+
+    settlement = stability.settle([])
+
+    assert settlement.counterparts == (None, None, None)
+    assert stability.contradicted_words == stability.stable_words == 3
+
+
+def test_stable_words_a_later_hypothesis_replaces_are_counted_once() -> None:
+    stability = StablePrefix()
+    feed(stability, "a b c", "a b c", "a x c", "a y c")
+
+    assert stability.stable_text == "a b c"
+    assert stability.contradicted_words == 1
+
+
+def test_agreement_below_one_hypothesis_is_refused() -> None:
+    with pytest.raises(ValueError, match="agreement"):
+        StablePrefix(agreement=0)

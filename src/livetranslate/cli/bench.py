@@ -702,6 +702,7 @@ async def _measure(
     )
     if len(lines) == 1 and lines[0].duration_s > 2 * WINDOW_S:
         figures["windows"] = _windows(lines[0], traces[0])
+        figures["rss_mb"]["every_10s"] = rss_samples
     else:
         figures["heard"] = dict(
             zip(

