@@ -199,6 +199,13 @@ def bench(
     pause_s: Annotated[float, typer.Option(help="Silence between two files.")] = 2.0,
     model: Annotated[str | None, typer.Option(help="Model; unset: the stage's.")] = None,
     language: LanguageOption = None,
+    translation: Annotated[
+        bool, typer.Option(help="Also translation latency and sentences/s (1 and 8 sessions).")
+    ] = False,
+    speakers: Annotated[
+        Path | None,
+        typer.Option(help="Also speaker labels on this recording (DER with an .rttm beside it)."),
+    ] = None,
 ) -> None:
     """Measure streaming transcription through the pipeline against faster-whisper offline."""
     import json
@@ -220,12 +227,39 @@ def bench(
         raise fail(f"--sessions {counts!r} or another option: {exc}") from None
     report: dict[str, object] = {}
     _run(lambda _: benchmark.run(options, report))
-    # Translation figures (cli/translation_bench.py) join the report here, as
-    # report["translation"], before it is printed and written.
+    if translation:
+        report["translation"] = _measured(_translation_figures)
+    if speakers is not None:
+        report["speakers"] = _measured(lambda: _speaker_figures(speakers))
     benchmark.print_report(report)
+    for part in ("translation", "speakers"):
+        if part in report:
+            typer.echo(f"{part}: {json.dumps(report[part], indent=2)}")
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _measured(measure: Callable[[], Awaitable[dict[str, object]]]) -> dict[str, object]:
+    figures: dict[str, object] = {}
+
+    async def into(_: asyncio.Event) -> None:
+        figures.update(await measure())
+
+    _run(into)
+    return figures
+
+
+async def _translation_figures() -> dict[str, object]:
+    from livetranslate.cli.translation_bench import measure_translation
+
+    return dict(await measure_translation())
+
+
+async def _speaker_figures(recording: Path) -> dict[str, object]:
+    from livetranslate.cli.speaker_bench import measure_speakers
+
+    return dict(await measure_speakers(recording))
 
 
 @app.command()
