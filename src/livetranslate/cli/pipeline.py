@@ -46,7 +46,10 @@ async def _connect_once(url: str) -> Client:
             error_cb=_ignore,
         )
     except (OSError, NoServersError, TimeoutError) as exc:
-        raise ConnectionError(f"no NATS broker answered at {url}: {exc!r}") from exc
+        raise ConnectionError(
+            f"no NATS broker answered at {url} ({type(exc).__name__}); start one with "
+            "`livetranslate up`, or pass --nats URL"
+        ) from exc
     return client
 
 
