@@ -772,7 +772,20 @@ def _windows(line: Timeline, trace: SessionTrace) -> dict[str, Any]:
         "first_5min_final_latency_s": percentiles(final_latencies_s(first)),
         "last_5min_final_latency_s": percentiles(final_latencies_s(last)),
         "p95_ratio": _ratio(last_p95, first_p95),
+        # The recogniser's own time per final: when it grows as much as the
+        # latency, the machine got slower (other load), not the pipeline longer.
+        "first_5min_final_processing_s": percentiles(_processing_s(first)),
+        "last_5min_final_processing_s": percentiles(_processing_s(last)),
+        "finals": [
+            [round(u.start_samples / SAMPLE_RATE_HZ, 1), round(latency_s, 3)]
+            for u in sorted(trace.utterances.values(), key=lambda u: u.start_samples)
+            for latency_s in final_latencies_s([u])
+        ],
     }
+
+
+def _processing_s(utterances: Sequence[UtteranceTrace]) -> list[float]:
+    return [u.final.processing_s for u in utterances if u.final is not None and u.final.text]
 
 
 def _offline_anchor(
@@ -949,7 +962,8 @@ def _long_table(long_run: dict[str, Any]) -> Any:
     table.add_row("final p95, first 5 min", _shown(_get(windows, "first_5min_final_latency_s")))
     table.add_row("final p95, last 5 min", _shown(_get(windows, "last_5min_final_latency_s")))
     table.add_row("p95 ratio (target <= 1.2)", _shown(windows.get("p95_ratio")))
-    table.add_row("RSS start / end MiB", _shown(long_run["rss_mb"]))
+    rss = long_run["rss_mb"]
+    table.add_row("RSS start / end / max MiB", f"{rss['start']} / {rss['end']} / {rss['max']}")
     table.add_row("wer", _shown(long_run["wer"]))
     return table
 

@@ -31,6 +31,20 @@ class _PullTimeoutFilter(logging.Filter):
         return not (restarted and type(exc) is TimeoutError)
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written.
+
+    Binding the stream object at configuration time breaks once a caller
+    (a test runner capturing output, say) swaps stderr and closes its copy.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "INFO", fmt: str = "console") -> None:
     """Route structlog and stdlib logging to stderr at ``level``."""
     renderer: structlog.typing.Processor = (
@@ -46,10 +60,12 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=level, stream=_CurrentStderr(), format="%(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger(FASTSTREAM_LOGGER).addFilter(_PullTimeoutFilter())
     for name in NOISY:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
