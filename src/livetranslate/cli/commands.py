@@ -16,7 +16,7 @@ import typer
 from livetranslate.contracts import subjects, v1
 
 from livetranslate.cli import render
-from livetranslate.cli.pipeline import apply_to, broker, check_reachable, stages
+from livetranslate.cli.pipeline import apply_to, broker, check_reachable, ignore_errors, stages
 from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
 
@@ -153,7 +153,7 @@ async def transcribe(
     duration_s = len(samples) / v1.SAMPLE_RATE_HZ
     with _progress(duration_s) as advance:
         async with broker(nats_url, None) as url, stages(url, PIPELINE):
-            client = await nats.connect(url, error_cb=_ignore)
+            client = await nats.connect(url, error_cb=ignore_errors)
             watch = SessionWatch(
                 client,
                 config.session_id,
@@ -170,10 +170,6 @@ async def transcribe(
                 # Closed before the embedded broker stops, so nothing reports its loss.
                 await client.close()
     _print_result(output, config.session_id, watch)
-
-
-async def _ignore(_: Exception) -> None:
-    pass
 
 
 LONG_FILE_S = 60.0

@@ -16,7 +16,7 @@ from nats.errors import NoServersError
 
 from livetranslate.cli.stages import StageName, build
 
-__all__ = ["apply_to", "broker", "check_reachable", "stages"]
+__all__ = ["apply_to", "broker", "check_reachable", "ignore_errors", "stages"]
 
 
 async def check_reachable(url: str) -> None:
@@ -43,7 +43,7 @@ async def _connect_once(url: str) -> Client:
             connect_timeout=5,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.5,
-            error_cb=_ignore,
+            error_cb=ignore_errors,
         )
     except (OSError, NoServersError, TimeoutError) as exc:
         raise ConnectionError(
@@ -53,8 +53,8 @@ async def _connect_once(url: str) -> Client:
     return client
 
 
-async def _ignore(_: Exception) -> None:
-    pass
+async def ignore_errors(_: Exception) -> None:
+    """A nats-py error callback for clients whose caller reports failures itself."""
 
 
 @contextlib.asynccontextmanager

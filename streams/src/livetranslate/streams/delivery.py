@@ -30,7 +30,7 @@ from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.topology import CONSUMERS
 from nats.aio.msg import Msg
 
-__all__ = ["Handler", "Rejected", "consume", "retry_delay_s"]
+__all__ = ["Handler", "Rejected", "consume", "retry_delay_s", "retry_or_give_up"]
 
 log = structlog.get_logger(__name__)
 
@@ -105,16 +105,17 @@ async def _deliver(
         await publisher.dead_letter(stage, raw.subject, headers, raw.data, str(exc))
         await raw.ack()
     except Exception as exc:
-        await _retry_or_give_up(raw, max_deliver, stage, publisher, exc)
+        await retry_or_give_up(raw, max_deliver, stage, publisher, exc)
     else:
         await raw.ack()
     finally:
         structlog.contextvars.unbind_contextvars("subject", "session_id")
 
 
-async def _retry_or_give_up(
+async def retry_or_give_up(
     raw: Msg, max_deliver: int, stage: str, publisher: Publisher, exc: Exception
 ) -> None:
+    """Nack ``raw`` with back-off, or dead-letter it once it was delivered ``max_deliver`` times."""
     deliveries = raw.metadata.num_delivered or 1
     if deliveries < max_deliver:
         delay_s = retry_delay_s(deliveries)

@@ -62,7 +62,7 @@ from faststream.nats.message import NatsMessage
 from livetranslate.contracts import ContractError, decode, subjects, v1
 from livetranslate.contracts import headers as h
 from livetranslate.streams import Publisher, Rejected
-from livetranslate.streams.delivery import retry_delay_s
+from livetranslate.streams.delivery import retry_or_give_up
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
 from livetranslate.streams.topology import CONSUMERS
@@ -608,13 +608,7 @@ class TranslateStage:
 
     async def _retry_or_give_up(self, messages: Sequence[Msg], exc: Exception) -> None:
         for raw in messages:
-            deliveries = raw.metadata.num_delivered or 1
-            if deliveries < self._max_deliver:
-                delay_s = retry_delay_s(deliveries)
-                log.warning("message.retry", error=repr(exc), deliveries=deliveries)
-                await raw.nak(delay=delay_s)
-                continue
-            await self._dead_letter([raw], f"failed {deliveries} times; last error: {exc!r}")
+            await retry_or_give_up(raw, self._max_deliver, self.name, self._publisher_(), exc)
 
     def _source_language(self, transcript: v1.Transcript) -> str:
         code = transcript.language or self.settings.default_source_language
