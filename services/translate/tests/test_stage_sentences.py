@@ -124,6 +124,30 @@ async def _publish(client: Client, *transcripts: v1.Transcript) -> None:
         await client.jetstream().publish(subject, body, headers=headers)
 
 
+async def _publish_turns(client: Client, *turns: v1.SpeakerTurn) -> None:
+    for turn in turns:
+        body, headers = encode(turn)
+        await client.jetstream().publish(subjects.speaker(turn.session_id), body, headers=headers)
+
+
+def _turn(session_id: str, utterance_id: str, speaker: str, start_s: float) -> v1.SpeakerTurn:
+    return v1.SpeakerTurn(
+        session_id=session_id,
+        utterance_id=utterance_id,
+        speaker=speaker,
+        start_s=start_s,
+        end_s=start_s + 1.0,
+    )
+
+
+async def _until_turns(stage: TranslateStage, count: int) -> None:
+    """Wait until the stage has received ``count`` speaker turns."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while stage.metrics.speaker_turns < count:
+        assert time.monotonic() < deadline, f"the stage never saw {count} speaker turns"
+        await asyncio.sleep(0.01)
+
+
 async def _translations(
     client: Client, session_id: str, count: int, timeout_s: float = TIMEOUT_S
 ) -> list[v1.Translation]:
@@ -324,6 +348,115 @@ async def test_the_previous_sentence_and_its_translation_go_with_the_next(
         [],
         [(ContextPair("We met.", "[pt] We met."),)],
     ]
+
+
+async def test_each_speaker_gets_only_their_own_earlier_sentences_as_context(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    said = [
+        ("S1", "We met."),
+        ("S2", "I was late."),
+        ("S1", "It went well."),
+        ("S2", "Sorry about that."),
+        ("S1", "See you."),
+    ]
+    stage = _stage(engine := _Tagging(), speaker_wait_s=3.0)
+
+    async with _running(nats_url, stage):
+        for number, (speaker, text) in enumerate(said, start=1):
+            utterance_id, start_s = f"u{number:05d}", 2.0 * number
+            await _publish_turns(nats_client, _turn(session_id, utterance_id, speaker, start_s))
+            if number == 1:
+                # Before its first label the session is not known to be diarized.
+                await _until_turns(stage, 1)
+            await _publish(nats_client, _final(session_id, utterance_id, text, start_s=start_s))
+            await _translations(nats_client, session_id, number)
+
+    def pair(text: str) -> ContextPair:
+        return ContextPair(text, f"[pt] {text}")
+
+    assert [call[2] for call in engine.calls] == [
+        [],
+        [],
+        [(pair("We met."),)],
+        [(pair("I was late."),)],
+        [(pair("We met."), pair("It went well."))],
+    ]
+    assert stage.metrics.speaker_waits_expired == 0
+
+
+async def test_a_final_waits_for_a_label_that_comes_after_it(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    stage = _stage(engine := _Tagging(), speaker_wait_s=3.0)
+
+    async with _running(nats_url, stage):
+        await _publish_turns(nats_client, _turn(session_id, "u00001", "S1", 0.0))
+        await _until_turns(stage, 1)
+        await _publish(nats_client, _final(session_id, "u00001", "We met."))
+        await _translations(nats_client, session_id, 1)
+        await _publish(nats_client, _final(session_id, "u00002", "I was late.", start_s=2.0))
+        await asyncio.sleep(0.3)
+        await _publish_turns(nats_client, _turn(session_id, "u00002", "S2", 2.0))
+        await _translations(nats_client, session_id, 2)
+
+    # Without waiting, S2's sentence would have had the session's "We met." as context.
+    assert [call[2] for call in engine.calls] == [[], []]
+    assert stage.metrics.speaker_waits_expired == 0
+
+
+async def test_without_speaker_turns_context_is_the_sessions_and_nothing_waits(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    engine = _Tagging()
+
+    async with _running(nats_url, _stage(engine, speaker_wait_s=5.0)):
+        await _publish(nats_client, _final(session_id, "u00001", "We met."))
+        await _translations(nats_client, session_id, 1)
+        started = time.monotonic()
+        await _publish(nats_client, _final(session_id, "u00002", "I was late.", start_s=2))
+        await _translations(nats_client, session_id, 2)
+        took_s = time.monotonic() - started
+
+    assert [call[2] for call in engine.calls] == [
+        [],
+        [(ContextPair("We met.", "[pt] We met."),)],
+    ]
+    assert took_s < 2.5
+
+
+async def test_a_speaker_change_ends_the_pending_sentence(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    stage = _stage(_Tagging(), join_wait_s=8.0)
+
+    async with _running(nats_url, stage):
+        await _publish_turns(
+            nats_client,
+            _turn(session_id, "u00001", "S1", 0.0),
+            _turn(session_id, "u00002", "S2", 2.0),
+        )
+        await _until_turns(stage, 2)
+        await _publish(
+            nats_client,
+            _final(session_id, "u00001", "so what we did"),
+            _final(session_id, "u00002", "was ship it.", start_s=2.0),
+        )
+        translations = await _settled(nats_client, session_id, 2)
+
+    assert [(t.utterance_ids, t.source_text) for t in translations] == [
+        (("u00001",), "so what we did"),
+        (("u00002",), "was ship it."),
+    ]
+    assert stage.metrics.flushed_by_wait == 0
 
 
 # Session config, read live

@@ -64,6 +64,7 @@ CONSUMERS: Final = {
     "vad": ConsumerSpec("AUDIO", "vad", ("audio.ingest.>",)),
     "transcribe": ConsumerSpec("SPEECH", "transcribe", ("audio.speech.>",)),
     "translate": ConsumerSpec("RESULTS", "translate", ("transcript.>",)),
+    "translate-speakers": ConsumerSpec("RESULTS", "translate-speakers", ("speaker.>",)),
     "diarize": ConsumerSpec("SPEECH", "diarize", ("audio.speech.>",)),
     "analytics-speech": ConsumerSpec("SPEECH", "analytics-speech", ("vad.>",)),
     "analytics-finals": ConsumerSpec("RESULTS", "analytics-finals", ("transcript.final.>",)),

@@ -4,10 +4,12 @@ Sentences, not fragments. A final that stops mid-sentence ("so what we did
 was") is held until a later final of the same session ends the sentence, or
 until ``join_wait_s`` after it arrived, whichever comes first; then every held
 final is translated as one text and the translation names all their utterance
-ids. The stage consumes ``transcript.>`` only and never sees a session end, so
-the bounded wait is also what flushes the last fragment of a session; state
-of a session (context, ids already translated) is forgotten after
-``session_idle_s`` without a final.
+ids. A final whose known speaker differs from the held finals' ends their
+sentence instead of joining it: one person's fragment is not the start of
+another's sentence. The stage consumes ``transcript.>`` and ``speaker.>`` and
+never sees a session end, so the bounded wait is also what flushes the last
+fragment of a session; state of a session (context, speaker labels, ids
+already translated) is forgotten after ``session_idle_s`` without a message.
 
 Targets, glossary and the draft setting come from the session's config in the
 KV bucket, read when a sentence is flushed, so a target added while the
@@ -34,10 +36,15 @@ Drafts: when the session sets ``translate_partials``, a partial is translated
 ``draft_interval_s`` ago, its final is already here, or sentences are
 backing up; a draft covers the partial's own text only.
 
-Context: the last ``context_finals`` sentences of the session and their
-published translations go with each text to engines that use them (CTranslate2;
-Bergamot ignores them). Transcripts carry no speaker, so context is per
-session, not per speaker.
+Context: the last ``context_finals`` sentences and their published
+translations go with each text to engines that use them (CTranslate2; Bergamot
+ignores them): the same speaker's sentences when the diarize stage labelled
+the text's utterances, the session's otherwise. Transcripts carry no speaker;
+labels come on ``speaker.<session>``, usually just before the final. Once a
+session has shown labels, a final whose label is not here yet waits for it up
+to ``speaker_wait_s`` (later finals of the session queue behind it, to keep
+their order); a session without labels never waits, so translation is no
+slower when diarize is off.
 
 Batching: flushed sentences go to a ``Batcher``, which translates what all
 sessions have pending with one engine call per language pair.
@@ -61,13 +68,14 @@ from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.message import NatsMessage
 from livetranslate.contracts import ContractError, decode, subjects, v1
 from livetranslate.contracts import headers as h
-from livetranslate.streams import Publisher, Rejected
+from livetranslate.contracts.envelope import Decoded
+from livetranslate.streams import Publisher, Rejected, consume
 from livetranslate.streams.delivery import retry_or_give_up
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
 from livetranslate.streams.topology import CONSUMERS
 from livetranslate.translate.batching import Batcher, Job, Outcome, Request, Result
-from livetranslate.translate.context import ContextPair
+from livetranslate.translate.context import ContextHistory, ContextPair
 from livetranslate.translate.engines import (
     BergamotEngine,
     CTranslate2Engine,
@@ -80,6 +88,7 @@ from livetranslate.translate.errors import UnsupportedLanguageError, Unsupported
 from livetranslate.translate.glossary import Glossary
 from livetranslate.translate.languages import normalize_language
 from livetranslate.translate.sentences import ends_sentence, joiner
+from livetranslate.translate.speakers import SpeakerLabels, split_at_speaker_changes
 from nats.aio.msg import Msg
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -145,7 +154,18 @@ class TranslateSettings(BrokerSettings):
         description="How long the first pending sentence waits for others to share its batch.",
     )
     context_finals: int = Field(
-        default=2, ge=0, le=32, description="Earlier sentences kept per session as context."
+        default=2,
+        ge=0,
+        le=32,
+        description="Earlier sentences passed as context: the same speaker's where known.",
+    )
+    speaker_wait_s: float = Field(
+        default=0.4,
+        ge=0.0,
+        le=5.0,
+        description="Longest a final waits for its speaker label, in a session that has "
+        "shown labels, so that its context is its speaker's. Labels usually come 0.3-0.6 s "
+        "before the final; a longer wait delays translation when diarize lags, 0 never waits.",
     )
     session_idle_s: float = Field(
         default=600.0, gt=0.0, description="A session's state is dropped after this long idle."
@@ -216,6 +236,10 @@ class TranslateMetrics:
     """Glossary terms whose required translation was not in an output."""
     failures: int = 0
     """Sentences whose translation failed and was retried or dead-lettered."""
+    speaker_turns: int = 0
+    """Speaker turns received from the diarize stage."""
+    speaker_waits_expired: int = 0
+    """Finals that waited ``speaker_wait_s`` for their label in vain."""
     batches: int = 0
     batched_jobs: int = 0
 
@@ -230,16 +254,27 @@ class _Held:
 
 
 @dataclass
+class _Waiting:
+    """A final waiting for its speaker label before it joins its sentence."""
+
+    held: _Held
+    source: str
+    until: float
+
+
+@dataclass
 class _Session:
     """What the stage keeps about one session between messages."""
 
     session_id: str
+    history: ContextHistory
     buffer: list[_Held] = field(default_factory=list)
     buffer_source: str | None = None
     deadline: float | None = None
+    waiting: deque[_Waiting] = field(default_factory=deque)
     held: dict[str, _Held] = field(default_factory=dict)
     covered: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    context: dict[str, deque[ContextPair]] = field(default_factory=dict)
+    labels: SpeakerLabels = field(default_factory=SpeakerLabels)
     last_draft_at: float = float("-inf")
     last_seen: float = field(default_factory=time.monotonic)
     glossaries: tuple[v1.SessionConfig | None, dict[str, Glossary]] = (None, {})
@@ -254,6 +289,16 @@ class _Session:
     def knows(self, utterance_id: str) -> bool:
         return utterance_id in self.covered or utterance_id in self.held
 
+    def speaker_of(self, held: _Held) -> str | None:
+        return self.labels.speaker_of((held.transcript.utterance_id,))
+
+    def must_wait(self, held: _Held, wait_s: float) -> bool:
+        """Whether ``held`` waits for its label, or behind finals that do."""
+        if self.waiting:
+            return True
+        labelled = self.labels.complete(held.transcript.utterance_id)
+        return wait_s > 0 and self.labels.seen and not labelled
+
 
 @dataclass(frozen=True)
 class _Sentence:
@@ -263,6 +308,7 @@ class _Sentence:
     source: str
     finals: tuple[_Held, ...]
     by_wait: bool
+    speaker: str | None
 
     @property
     def utterance_ids(self) -> tuple[str, ...]:
@@ -278,7 +324,7 @@ class _Sentence:
 
 
 class TranslateStage:
-    """Consumes ``transcript.>``; publishes ``translation.<lang>.<s>``."""
+    """Consumes ``transcript.>`` and ``speaker.>``; publishes ``translation.<lang>.<s>``."""
 
     name = "translate"
 
@@ -314,6 +360,10 @@ class TranslateStage:
             pull_sub=PullSub(batch_size=1, timeout=5.0),
             ack_policy=AckPolicy.MANUAL,
         )(on_message)
+        # Labels are a set per utterance, so their order does not matter.
+        consume(
+            router, "translate-speakers", self.name, self._publisher_, self._label, batch_size=16
+        )
 
     async def start(self, sessions: SessionStore) -> None:
         self._store = sessions
@@ -368,7 +418,55 @@ class TranslateStage:
         if not await self._serves_some_target(config, source, raw):
             await raw.ack()
             return
-        await self._hold(session, _Held(transcript, [raw], time.monotonic()), source)
+        held = _Held(transcript, [raw], time.monotonic())
+        if session.must_wait(held, self.settings.speaker_wait_s):
+            self._wait_for_label(session, held, source)
+            return
+        await self._hold(session, held, source)
+
+    def _wait_for_label(self, session: _Session, held: _Held, source: str) -> None:
+        # Held already, so that a redelivery while it waits is a duplicate.
+        session.held[held.transcript.utterance_id] = held
+        session.last_seen = held.received_at
+        until = held.received_at + self.settings.speaker_wait_s
+        session.waiting.append(_Waiting(held, source, until))
+        self._wake.set()
+
+    async def _label(self, decoded: Decoded, subject: str) -> None:
+        turn = decoded.contract
+        if not isinstance(turn, v1.SpeakerTurn):
+            raise Rejected(f"expected speaker_turn, got {turn.CONTRACT_NAME}")
+        session = self._session(turn.session_id)
+        session.labels.add(turn)
+        session.last_seen = time.monotonic()
+        self.metrics.speaker_turns += 1
+        if session.waiting:
+            self._wake.set()
+
+    async def _release(self, session: _Session, now: float) -> None:
+        """Hold, in order, the waiting finals whose label came or whose wait ran out."""
+        while session.waiting:
+            waiting = session.waiting[0]
+            labelled = session.labels.complete(waiting.held.transcript.utterance_id)
+            if not labelled and waiting.until > now:
+                return
+            if not labelled:
+                self.metrics.speaker_waits_expired += 1
+            # Left in the queue while it joins, so that a final arriving meanwhile
+            # queues behind it rather than overtaking it.
+            try:
+                await self._hold(session, waiting.held, waiting.source)
+            except Exception as exc:
+                await self._give_back(session, waiting.held, exc)
+            finally:
+                session.waiting.popleft()
+
+    async def _give_back(self, session: _Session, held: _Held, exc: Exception) -> None:
+        """Let the broker redeliver a final that failed before joining its sentence."""
+        if any(item is held for item in session.buffer):
+            return  # the join wait retries its flush
+        session.held.pop(held.transcript.utterance_id, None)
+        await self._retry_or_give_up(held.messages, exc)
 
     async def _duplicate(self, session: _Session, utterance_id: str, raw: Msg) -> None:
         self.metrics.duplicates += 1
@@ -395,7 +493,9 @@ class TranslateStage:
         return served
 
     async def _hold(self, session: _Session, held: _Held, source: str) -> None:
-        if session.buffer and session.buffer_source != source:
+        if session.buffer and (
+            session.buffer_source != source or self._speaker_changes(session, held)
+        ):
             await self._flush(session, by_wait=False)
         session.held[held.transcript.utterance_id] = held
         session.buffer.append(held)
@@ -410,21 +510,35 @@ class TranslateStage:
         if ends_sentence(text) or len(text) >= self.settings.max_join_chars:
             await self._flush(session, by_wait=False)
 
+    def _speaker_changes(self, session: _Session, held: _Held) -> bool:
+        """Whether ``held`` has a known speaker other than the held finals' one."""
+        speaker = session.speaker_of(held)
+        before = session.labels.speaker_of(item.transcript.utterance_id for item in session.buffer)
+        return speaker is not None and before is not None and speaker != before
+
     async def _flush(self, session: _Session, *, by_wait: bool) -> None:
         # The config first: if reading it fails, the held finals stay held.
         config = await self._config(session.session_id)
         if not session.buffer or session.buffer_source is None:
             return
-        sentence = _Sentence(
-            session.session_id, session.buffer_source, tuple(session.buffer), by_wait
-        )
+        finals, source = session.buffer, session.buffer_source
         session.buffer, session.buffer_source, session.deadline = [], None, None
-        requests = self._requests(session, config, sentence.source, sentence.text)
+        # A label that came after its final joined the buffer still splits it here.
+        for run in split_at_speaker_changes(finals, session.speaker_of):
+            ids = (held.transcript.utterance_id for held in run)
+            speaker = session.labels.speaker_of(ids)
+            sentence = _Sentence(session.session_id, source, tuple(run), by_wait, speaker)
+            await self._submit(session, config, sentence)
+
+    async def _submit(
+        self, session: _Session, config: v1.SessionConfig, sentence: _Sentence
+    ) -> None:
+        requests = self._requests(session, config, sentence.source, sentence.text, sentence.speaker)
         if not requests:
             session.cover(sentence.utterance_ids)
             await _ack(sentence.messages)
             return
-        if by_wait:
+        if sentence.by_wait:
             self.metrics.flushed_by_wait += 1
         if len(sentence.finals) > 1:
             self.metrics.joined_finals += len(sentence.finals)
@@ -435,7 +549,12 @@ class TranslateStage:
         self._batcher_().submit(Job(sentence.source, requests, finish))
 
     def _requests(
-        self, session: _Session, config: v1.SessionConfig, source: str, text: str
+        self,
+        session: _Session,
+        config: v1.SessionConfig,
+        source: str,
+        text: str,
+        speaker: str | None,
     ) -> dict[str, Request]:
         """One request per target the session wants and an engine serves."""
         glossaries = self._glossaries(session, config)
@@ -445,7 +564,7 @@ class TranslateStage:
                 self._engine().resolve(source, target)
             except UnsupportedPairError:
                 continue
-            context = tuple(session.context.get(target, ()))
+            context = session.history.context(target, speaker)
             requests[target] = Request(text, glossaries.get(target, Glossary()), context)
 
         return requests
@@ -454,6 +573,8 @@ class TranslateStage:
         self, session: _Session, sentence: _Sentence, outcomes: dict[str, Outcome]
     ) -> None:
         failed: list[tuple[str, Exception]] = []
+        # Asked again, not taken from the sentence: a label may have come since the flush.
+        speaker = session.labels.speaker_of(sentence.utterance_ids)
         for target, outcome in outcomes.items():
             if isinstance(outcome, Exception):
                 failed.append((target, outcome))
@@ -463,7 +584,7 @@ class TranslateStage:
             except Exception as exc:
                 failed.append((target, exc))
                 continue
-            self._remember(session, target, sentence.text, outcome.text)
+            session.history.remember(target, speaker, ContextPair(sentence.text, outcome.text))
         if failed:
             self.metrics.failures += 1
             for held in sentence.finals:
@@ -493,13 +614,6 @@ class TranslateStage:
         await self._publisher_().publish(translation, subject, msg_id=msg_id)
         self.metrics.translations += 1
 
-    def _remember(self, session: _Session, target: str, source_text: str, text: str) -> None:
-        size = self.settings.context_finals
-        if size == 0:
-            return
-        kept = session.context.setdefault(target, deque(maxlen=size))
-        kept.append(ContextPair(source_text, text))
-
     async def _draft(self, partial: v1.Transcript) -> None:
         if not partial.text.strip() or partial.dropped:
             return
@@ -517,7 +631,8 @@ class TranslateStage:
             source = self._source_language(partial)
         except Rejected:
             return
-        requests = self._requests(session, config, source, partial.text.strip())
+        speaker = session.labels.speaker_of((partial.utterance_id,))
+        requests = self._requests(session, config, source, partial.text.strip(), speaker)
         if not requests:
             return
         session.last_draft_at = now
@@ -575,15 +690,18 @@ class TranslateStage:
         )
 
     async def _flush_when_due(self) -> None:
-        """Flush each session whose held fragment has waited ``join_wait_s``."""
+        """Release finals whose label wait is over; flush fragments whose join wait is."""
         while True:
-            deadlines = [s.deadline for s in self._sessions.values() if s.deadline is not None]
-            timeout_s = max(min(deadlines) - time.monotonic(), 0.0) if deadlines else 60.0
+            timeout_s = max(self._next_due() - time.monotonic(), 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout_s)
             self._wake.clear()
             now = time.monotonic()
             for session in list(self._sessions.values()):
+                try:
+                    await self._release(session, now)
+                except Exception:
+                    log.exception("release.failed", session_id=session.session_id)
                 if session.deadline is not None and session.deadline <= now:
                     try:
                         await self._flush(session, by_wait=True)
@@ -591,6 +709,17 @@ class TranslateStage:
                         log.exception("flush.failed", session_id=session.session_id)
                         session.deadline = now + 1.0
             self._forget_idle(now)
+
+    def _next_due(self) -> float:
+        """When the join wait or a label wait of some session next runs out."""
+        due = [time.monotonic() + 60.0]
+        for session in self._sessions.values():
+            if session.deadline is not None:
+                due.append(session.deadline)
+            if session.waiting:
+                due.append(session.waiting[0].until)
+
+        return min(due)
 
     def _forget_idle(self, now: float) -> None:
         idle_s = self.settings.session_idle_s
@@ -628,7 +757,8 @@ class TranslateStage:
     def _session(self, session_id: str) -> _Session:
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = _Session(session_id)
+            history = ContextHistory(self.settings.context_finals)
+            session = self._sessions[session_id] = _Session(session_id, history)
 
         return session
 
