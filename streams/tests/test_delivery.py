@@ -1,16 +1,25 @@
-"""A stage's consumer on a real broker: acks, retries and dead letters."""
+"""A stage's consumer on a real broker: acks, retries, dead letters, kept messages."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import nats
 import pytest
+import pytest_asyncio
 from faststream.nats import NatsRouter
 from livetranslate.contracts import decode_as, encode, subjects, v1
 from livetranslate.contracts.envelope import Decoded
-from livetranslate.streams import Publisher, Rejected, StageRunner
+from livetranslate.streams import Delivery, Kept, Publisher, Rejected, StageRunner
+from livetranslate.streams.apply import consumer_config
+from livetranslate.streams.delivery import consume
+from livetranslate.streams.server import EmbeddedServer
+from livetranslate.streams.topology import CONSUMERS, ConsumerSpec
 from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
@@ -115,3 +124,109 @@ async def test_rejected_content_is_dead_lettered_with_reason(
     assert letter.stage == "probe"
     assert "refused by this probe" in letter.reason
     assert json.loads(__import__("base64").b64decode(letter.payload_b64))["kind"] == "end"
+
+
+ACK_WAIT_S = 2.0
+"""The keeping tests' consumer's ack wait: short, so that a redelivery comes soon."""
+ACKED_ON_RETURN, KEPT_THEN_ACKED, KEPT_NEVER_ACKED = 1, 2, 3
+"""Labels of the keeping tests' messages, carried as an end marker's ``total_samples``."""
+
+
+class KeepingStage:
+    """Consumes with ``keeping``: keeps the messages whose label it is told to keep."""
+
+    name = "keeper"
+
+    def __init__(self, consumer: str, keep: set[int]) -> None:
+        self.consumer = consumer
+        self.keep = keep
+        self.seen: list[int] = []
+        self.kept: dict[int, Kept] = {}
+
+    def bind(self, router: NatsRouter, publisher: Publisher) -> None:
+        consume(router, self.consumer, self.name, lambda: publisher, self.handle, keeping=True)
+
+    async def handle(self, decoded: Decoded, subject: str, delivery: Delivery) -> None:
+        assert isinstance(decoded.contract, v1.SessionEvent)
+        label = decoded.contract.total_samples
+        self.seen.append(label)
+        if label in self.keep:
+            self.kept[label] = delivery.keep()
+
+    async def start(self, sessions: object) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass  # what it kept it neither acks nor releases: it goes away
+
+
+@dataclass(frozen=True)
+class Handover:
+    """The labels a keeping stage was given, and those the stage after it was given."""
+
+    holder: list[int]
+    successor: list[int]
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def handover(nats_server: EmbeddedServer) -> Handover:
+    """Three messages to a stage that keeps two and acks one of those after 2 ack waits.
+
+    The stage runs for 3 ack waits in all and goes away; the next stage on the
+    same consumer runs until the message never acked comes back, and one more
+    ack wait.
+    """
+    session_id = f"keep-{uuid.uuid4().hex[:8]}"
+    spec = ConsumerSpec(
+        "AUDIO", session_id, (subjects.audio_ingest(session_id),), ack_wait_s=ACK_WAIT_S
+    )
+    client = await nats.connect(nats_server.url)
+    js = client.jetstream()
+    await js.add_consumer(spec.stream, consumer_config(spec))
+    holder = KeepingStage(spec.durable, keep={KEPT_THEN_ACKED, KEPT_NEVER_ACKED})
+    successor = KeepingStage(spec.durable, keep=set())
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setitem(CONSUMERS, spec.durable, spec)
+            for label in (ACKED_ON_RETURN, KEPT_THEN_ACKED, KEPT_NEVER_ACKED):
+                end = v1.SessionEvent(session_id=session_id, kind="end", total_samples=label)
+                body, headers = encode(end)
+                await js.publish(subjects.audio_ingest(session_id), body, headers=headers)
+
+            runner = StageRunner(nats_server.url, [holder])
+            await runner.start()
+            await _until(lambda: len(holder.seen) == 3, timeout_s=10)
+            await asyncio.sleep(2 * ACK_WAIT_S)
+            await holder.kept[KEPT_THEN_ACKED].ack()
+            await asyncio.sleep(ACK_WAIT_S)
+            await runner.stop()
+
+            runner = StageRunner(nats_server.url, [successor])
+            await runner.start()
+            await _until(lambda: KEPT_NEVER_ACKED in successor.seen, timeout_s=3 * ACK_WAIT_S)
+            await asyncio.sleep(ACK_WAIT_S)
+            await runner.stop()
+    finally:
+        await js.delete_consumer(spec.stream, spec.durable)
+        await client.drain()
+    return Handover(holder.seen, successor.seen)
+
+
+def test_kept_message_is_not_redelivered_while_its_holder_runs(handover: Handover) -> None:
+    assert handover.holder == [ACKED_ON_RETURN, KEPT_THEN_ACKED, KEPT_NEVER_ACKED]
+
+
+def test_kept_message_is_redelivered_once_its_holder_is_gone(handover: Handover) -> None:
+    assert KEPT_NEVER_ACKED in handover.successor
+
+
+def test_acked_messages_are_not_redelivered(handover: Handover) -> None:
+    assert handover.successor == [KEPT_NEVER_ACKED]

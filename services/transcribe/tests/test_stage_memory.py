@@ -44,6 +44,22 @@ class CountingPublisher:
             self.final.set()
 
 
+class Unbrokered:
+    """Stands for a message's delivery where there is no broker: keeping it keeps nothing."""
+
+    def keep(self) -> Unbrokered:
+        return self
+
+    async def ack(self) -> None:
+        pass
+
+    async def retry(self, exc: Exception) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
 def _rss_mib() -> float:
     for line in STATUS.read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -69,7 +85,8 @@ async def _speak(
             speech_end_at=v1.utc_now(),
         )
         pcm = samples[offset : offset + PIECE_SAMPLES].tobytes()
-        await stage.handle(Decoded(meta, pcm), subjects.audio_speech(session_id))
+        subject = subjects.audio_speech(session_id)
+        await stage.handle(Decoded(meta, pcm), subject, Unbrokered())  # type: ignore[arg-type]
         await asyncio.sleep(0.02)  # leaves the worker time for partials
     await asyncio.wait_for(publisher.final.wait(), timeout=30)
 

@@ -2,7 +2,8 @@
 
 A scripted recogniser stands in for Whisper, so that what is tested is the
 stage: which model a session gets, which language a transcript carries,
-how partials thin out when decoding is slow, and how drops are counted.
+how partials thin out when decoding is slow, how drops are counted, and how
+pieces that come out of order are put in place.
 The stage runs on a real broker.
 """
 
@@ -289,3 +290,71 @@ async def test_partials_thin_out_under_load_while_finals_keep_their_pace(
     assert statistics.median(intervals_s) >= 1.5
     # A final waits for at most the partial being decoded (0.25 s) and its own 0.05 s.
     assert max(latencies_s) <= 0.8
+
+
+@dataclass
+class ListeningRecognizer(ScriptedRecognizer):
+    """Keeps the audio of every final it decodes, as the stage's samples."""
+
+    heard: list[npt.NDArray[np.int16]] = field(default_factory=list)
+
+    def recognize(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        language: str | None,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+        draft: bool = False,
+    ) -> Recognition:
+        if not draft:
+            self.heard.append(np.round(audio * 32768).astype(np.int16))
+        return super().recognize(
+            audio, language=language, prompt=prompt, word_timestamps=word_timestamps, draft=draft
+        )
+
+
+async def _publish_pieces(
+    client: Client, pieces: list[tuple[v1.SpeechAudioMeta, bytes]], numbers: list[int]
+) -> None:
+    for number in numbers:
+        meta, pcm = pieces[number]
+        body, headers = encode_audio(meta, pcm)
+        await client.jetstream().publish(
+            subjects.audio_speech(meta.session_id), body, headers=headers
+        )
+
+
+async def test_pieces_out_of_order_are_put_in_place_before_the_final(
+    nats_url: str, nats_client: Client
+) -> None:
+    recognizer = ListeningRecognizer()
+    session_id = await _configure(nats_client)
+    samples = np.arange(6 * PIECE_SAMPLES, dtype=np.int16)
+    pieces = list(_pieces(session_id, "u00001", samples))
+
+    async with _running(nats_url, nats_client, _stage(recognizer)) as transcripts:
+        # As after a restart: the pieces kept by the stage before come back last.
+        await _publish_pieces(nats_client, pieces, [3, 4, 5, 0, 1, 2])
+        (final,) = await transcripts.wait_for_finals(session_id, 1)
+
+    assert final.end_s == pytest.approx(len(samples) / v1.SAMPLE_RATE_HZ)
+    assert np.array_equal(recognizer.heard[-1], samples)
+
+
+async def test_a_piece_that_never_comes_is_skipped_after_a_wait(
+    nats_url: str, nats_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("livetranslate.transcribe.stage.MISSING_PIECE_WAIT_S", 0.5)
+    recognizer = ListeningRecognizer()
+    session_id = await _configure(nats_client)
+    samples = np.arange(4 * PIECE_SAMPLES, dtype=np.int16)
+    pieces = list(_pieces(session_id, "u00001", samples))
+
+    async with _running(nats_url, nats_client, _stage(recognizer)) as transcripts:
+        await _publish_pieces(nats_client, pieces, [0, 2, 3])
+        (final,) = await transcripts.wait_for_finals(session_id, 1)
+
+    without_second = np.concatenate([samples[:PIECE_SAMPLES], samples[2 * PIECE_SAMPLES :]])
+    assert final.end_s == pytest.approx(len(without_second) / v1.SAMPLE_RATE_HZ)
+    assert np.array_equal(recognizer.heard[-1], without_second)

@@ -62,7 +62,21 @@ STREAMS: Final = (AUDIO, SPEECH, RESULTS, DEAD_LETTERS)
 
 CONSUMERS: Final = {
     "vad": ConsumerSpec("AUDIO", "vad", ("audio.ingest.>",)),
-    "transcribe": ConsumerSpec("SPEECH", "transcribe", ("audio.speech.>",)),
+    # The stage keeps an utterance's pieces un-acked until its final is out,
+    # renewing their ack wait as it goes. So the ack wait need not cover the
+    # work; it is how long the pieces of a stage that stopped wait before the
+    # broker hands them to the next one. Pending pieces add up to five per
+    # second of open speech (75 for a 15 s utterance): when they reach
+    # max_ack_pending the broker stops delivering, and open utterances wait
+    # for the pieces that would close them, so the limit stays far above what
+    # all open utterances can hold at once.
+    "transcribe": ConsumerSpec(
+        "SPEECH",
+        "transcribe",
+        ("audio.speech.>",),
+        ack_wait_s=10.0,
+        max_ack_pending=100_000,
+    ),
     "translate": ConsumerSpec("RESULTS", "translate", ("transcript.>",)),
     "translate-speakers": ConsumerSpec("RESULTS", "translate-speakers", ("speaker.>",)),
     "diarize": ConsumerSpec("SPEECH", "diarize", ("audio.speech.>",)),

@@ -14,6 +14,16 @@ A partial carries the words that two hypotheses in a row agreed on
 words and takes only what follows them from its own decode. Sessions share
 the loaded models: a session's config may name another model, loaded on
 first use and kept for the next sessions that name it.
+
+A piece's message stays un-acked until its utterance's final is out (the
+consumer keeps it and renews its ack wait), so a stage that stops
+mid-utterance loses nothing: the next instance gets the pieces again, once
+their ack wait runs out and so after newer ones, and rebuilds the whole
+utterance. Pieces are put in place by number; those that come ahead of a
+missing one wait for it up to ``MISSING_PIECE_WAIT_S``. A stage that stops
+between publishing a final and acking its pieces publishes the final again on
+restart, and the stream drops it only within its duplicate window; remembering
+finished utterances in a KV bucket would close that gap.
 """
 
 from __future__ import annotations
@@ -34,9 +44,10 @@ import structlog
 from faststream.nats import NatsRouter
 from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
-from livetranslate.streams import Publisher, Rejected, consume
+from livetranslate.streams import Delivery, Kept, Publisher, Rejected, consume
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
+from livetranslate.streams.topology import CONSUMERS
 from livetranslate.transcribe.engine import (
     LanguageDetector,
     Recognition,
@@ -65,6 +76,11 @@ MIN_PARTIAL_SHARE = 0.05
 """Share of the worker partials keep however busy finals make it."""
 RETRY_LOAD_S = 60.0
 """A model that failed to load is tried again after this long."""
+MISSING_PIECE_WAIT_S = 2 * CONSUMERS["transcribe"].ack_wait_s
+"""How long pieces that came ahead of a missing one wait for it before the
+utterance goes on without it. A piece kept by a stage that stopped comes back
+within the consumer's ack wait; twice that leaves room for the retries of a
+piece whose handling failed (0.5 + 1 + 2 + 4 s)."""
 
 Kind = Literal["partial", "final"]
 ModelKey = str | None
@@ -217,7 +233,17 @@ class _Utterance:
     start_samples: int
     model: ModelKey = None
     pieces: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    """The audio in order, from the first piece up to one still missing."""
     samples: int = 0
+    next_piece: int = 0
+    """The number of the piece that the audio goes on with."""
+    early: dict[int, npt.NDArray[np.int16]] = field(default_factory=dict)
+    """Pieces that came ahead of one still missing, by number."""
+    last_piece: int | None = None
+    """The number of the piece marked last, once it came."""
+    missing_timer: asyncio.TimerHandle | None = None
+    messages: list[Kept] = field(default_factory=list)
+    """The pieces' messages, left un-acked until the final is out."""
     closed: bool = False
     closed_at: float = 0.0
     speech_end_at: datetime | None = None
@@ -232,9 +258,41 @@ class _Utterance:
     def duration_s(self) -> float:
         return self.samples / v1.SAMPLE_RATE_HZ
 
+    @property
+    def complete(self) -> bool:
+        """Whether every piece up to the last one is in the audio."""
+        return self.last_piece is not None and self.next_piece > self.last_piece
+
     def audio(self) -> npt.NDArray[np.float32]:
         pcm = np.concatenate(self.pieces) if self.pieces else np.zeros(0, np.int16)
         return pcm.astype(np.float32) / 32768.0
+
+    def take(self, number: int, samples: npt.NDArray[np.int16]) -> bool:
+        """Put piece ``number`` in its place; False when it was taken before."""
+        if number < self.next_piece or number in self.early:
+            return False
+        self.early[number] = samples
+        while self.next_piece in self.early:
+            self._append(self.next_piece, self.early.pop(self.next_piece))
+
+        return True
+
+    def skip_missing(self) -> list[int]:
+        """Go on without the pieces still missing: the early ones join the audio.
+
+        Returns the numbers of the pieces skipped.
+        """
+        early = sorted(self.early)
+        missing = [n for n in range(self.next_piece, max(early, default=0)) if n not in self.early]
+        for number in early:
+            self._append(number, self.early.pop(number))
+
+        return missing
+
+    def _append(self, number: int, samples: npt.NDArray[np.int16]) -> None:
+        self.pieces.append(samples)
+        self.samples += len(samples)
+        self.next_piece = number + 1
 
 
 class _WorkLog:
@@ -354,7 +412,7 @@ class TranscribeStage:
 
     def bind(self, router: NatsRouter, publisher: Publisher) -> None:
         self._publisher = publisher
-        consume(router, "transcribe", self.name, lambda: publisher, self.handle)
+        consume(router, "transcribe", self.name, lambda: publisher, self.handle, keeping=True)
 
     async def start(self, sessions: SessionStore) -> None:
         self._sessions = sessions
@@ -368,6 +426,11 @@ class TranscribeStage:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        # The runner has stopped consuming and closed the connection by now, so
+        # the pieces of open utterances cannot be nacked for an early redelivery:
+        # released, they reach the next instance once the ack wait runs out.
+        for utterance in self._open.values():
+            self._release(utterance)
         await self._models.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -376,36 +439,80 @@ class TranscribeStage:
         live = self._live.get(session_id)
         return live.stats if live is not None else self._ended.get(session_id)
 
-    async def handle(self, decoded: Decoded, subject: str) -> None:
+    async def handle(self, decoded: Decoded, subject: str, delivery: Delivery) -> None:
         contract = decoded.contract
         if isinstance(contract, v1.SpeechAudioMeta):
-            await self._on_piece(contract, decoded.pcm)
+            await self._on_piece(contract, decoded.pcm, delivery)
         elif isinstance(contract, v1.VadEvent) and contract.kind == "session_end":
             self._on_session_end(contract.session_id)
         else:
             raise Rejected(f"expected speech_audio, got {contract.CONTRACT_NAME}")
 
-    async def _on_piece(self, meta: v1.SpeechAudioMeta, pcm: bytes) -> None:
-        if len(pcm) % 2:
-            raise Rejected(f"s16le audio needs an even number of bytes; got {len(pcm)}")
+    async def _on_piece(self, meta: v1.SpeechAudioMeta, pcm: bytes, delivery: Delivery) -> None:
         key = (meta.session_id, meta.utterance_id)
         if key in self._finished:
             log.debug("piece.after_final", utterance_id=meta.utterance_id)
             return
         utterance = self._open.get(key) or await self._new_utterance(meta)
-        if meta.piece != len(utterance.pieces):
-            log.debug("piece.out_of_order", piece=meta.piece, have=len(utterance.pieces))
-            if meta.piece < len(utterance.pieces):
-                return
-        samples = np.frombuffer(pcm, dtype="<i2")
-        utterance.pieces.append(samples)
-        utterance.samples += len(samples)
+        if len(pcm) % 2:
+            # Taken without its audio, so that the utterance does not wait for it.
+            self._collect(utterance, meta, np.zeros(0, np.int16))
+            raise Rejected(f"s16le audio needs an even number of bytes; got {len(pcm)}")
+        # A piece taken before is kept too: it may be the same message delivered
+        # again, and acking it would ack the one the utterance keeps.
+        utterance.messages.append(delivery.keep())
+        self._collect(utterance, meta, np.frombuffer(pcm, dtype="<i2"))
+
+    def _collect(
+        self, utterance: _Utterance, meta: v1.SpeechAudioMeta, samples: npt.NDArray[np.int16]
+    ) -> None:
+        if not utterance.take(meta.piece, samples):
+            log.debug("piece.repeated", piece=meta.piece)
+            return
         utterance.last_piece_at = time.monotonic()
         if meta.is_last:
+            utterance.last_piece = meta.piece
+            utterance.speech_end_at = meta.speech_end_at
+        self._wait_for_missing(utterance)
+        self._close_if_complete(utterance)
+        self._wake.set()
+
+    def _wait_for_missing(self, utterance: _Utterance) -> None:
+        """Give pieces missing ahead of early ones ``MISSING_PIECE_WAIT_S`` to come.
+
+        A stage restarted mid-utterance gets the pieces its predecessor kept
+        only once their ack wait runs out, after newer ones.
+        """
+        if utterance.early and utterance.missing_timer is None:
+            utterance.missing_timer = asyncio.get_running_loop().call_later(
+                MISSING_PIECE_WAIT_S, self._skip_missing, utterance
+            )
+        elif not utterance.early and utterance.missing_timer is not None:
+            utterance.missing_timer.cancel()
+            utterance.missing_timer = None
+
+    def _skip_missing(self, utterance: _Utterance) -> None:
+        utterance.missing_timer = None
+        if self._open.get((utterance.session_id, utterance.utterance_id)) is not utterance:
+            return
+        missing = utterance.skip_missing()
+        log.warning("piece.missing", utterance_id=utterance.utterance_id, pieces=missing)
+        self._close_if_complete(utterance)
+        self._wake.set()
+
+    @staticmethod
+    def _close_if_complete(utterance: _Utterance) -> None:
+        if utterance.complete and not utterance.closed:
             utterance.closed = True
             utterance.closed_at = time.monotonic()
-            utterance.speech_end_at = meta.speech_end_at
-        self._wake.set()
+
+    @staticmethod
+    def _release(utterance: _Utterance) -> None:
+        """Leave the pieces' messages un-acked for the broker to deliver again."""
+        if utterance.missing_timer is not None:
+            utterance.missing_timer.cancel()
+        for message in utterance.messages:
+            message.release()
 
     async def _new_utterance(self, meta: v1.SpeechAudioMeta) -> _Utterance:
         session = await self._session(meta.session_id)
@@ -480,9 +587,13 @@ class TranscribeStage:
         """Close an utterance whose decode failed with an empty final, so the session goes on."""
         try:
             await self._finalise_empty(utterance, "error")
-        except Exception:
+        except Exception as error:
             log.exception("final.unpublished", utterance_id=utterance.utterance_id)
             self._open.pop((utterance.session_id, utterance.utterance_id), None)
+            # Like a message whose handling failed: the pieces come back later
+            # and rebuild the utterance, or are dead-lettered after max_deliver.
+            for message in utterance.messages:
+                await message.retry(error)
 
     def _poll_s(self) -> float:
         return min(0.1, self.settings.partial_interval_s / 4)
@@ -650,6 +761,11 @@ class TranscribeStage:
         self._finished[key] = None
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)
+        # Only now that the final is out: a stage that stopped before this gets
+        # the pieces again and rebuilds the whole utterance.
+        for message in utterance.messages:
+            await message.ack()
+        utterance.messages.clear()
         self._retire_if_done(utterance.session_id)
 
     async def _recognize(self, utterance: _Utterance, kind: Kind) -> Recognition:
