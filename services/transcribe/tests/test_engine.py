@@ -227,6 +227,43 @@ def test_calls_from_two_threads_agree_with_calls_from_one(
     assert together == alone
 
 
+def amiable_as_the_vad_cut_it() -> Audio:
+    """The LibriVox "amiable himself" sentence as the VAD stage once cut it.
+
+    124 ms of digital silence before it and its last 70 ms cut off: from this,
+    a greedy short-window decode wrote "made am you, himself?".
+    """
+    path = next(p for p in references() if p.stem.endswith("0930"))
+    speech = read_wav(path)[:51_520]
+
+    return np.concatenate([np.zeros(1_984, np.float32), speech])
+
+
+@pytest.mark.model
+def test_a_final_with_an_unsure_word_is_decoded_again_with_a_wider_beam() -> None:
+    greedy = WhisperRecognizer(RecognizerOptions(second_opinion_beam_size=1))
+    second = WhisperRecognizer()
+    audio = amiable_as_the_vad_cut_it()
+
+    alone = greedy.recognize(audio, language="en")
+    checked = second.recognize(audio, language="en")
+
+    assert "amiable" not in words_only(alone.text)
+    assert (greedy.second_opinions, second.second_opinions) == (0, 1)
+    assert words_only(checked.text).endswith("made amiable himself")
+
+
+@pytest.mark.model
+def test_a_sure_final_and_a_draft_get_no_second_opinion(recognizer: WhisperRecognizer) -> None:
+    path = next(p for p in references() if p.stem.endswith("0920"))
+    before = recognizer.second_opinions
+
+    recognizer.recognize(read_wav(path), language="en")
+    recognizer.recognize(amiable_as_the_vad_cut_it(), language="en", draft=True)
+
+    assert recognizer.second_opinions == before
+
+
 @pytest.mark.model
 def test_audio_that_is_not_mono_float32_is_refused(recognizer: WhisperRecognizer) -> None:
     with pytest.raises(ValueError, match="expected mono float32"):

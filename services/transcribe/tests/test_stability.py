@@ -150,3 +150,23 @@ def test_stable_words_a_later_hypothesis_replaces_are_counted_once() -> None:
 def test_agreement_below_one_hypothesis_is_refused() -> None:
     with pytest.raises(ValueError, match="agreement"):
         StablePrefix(agreement=0)
+
+
+def test_the_last_words_of_a_hypothesis_are_held_back_from_the_agreement() -> None:
+    # Two partials cut inside "amiable" both guessed "am you".
+    held = feed(StablePrefix(holdback=1), "made am you", "made am you bull him")
+    plain = feed(StablePrefix(), "made am you", "made am you bull him")
+
+    assert held[-1] == ("made am", "you bull him")
+    assert plain[-1] == ("made am you", "bull him")
+
+
+def test_a_hypothesis_no_longer_than_the_holdback_settles_nothing() -> None:
+    results = feed(StablePrefix(holdback=2), "made am", "made am")
+
+    assert results[-1] == ("", "made am")
+
+
+def test_a_negative_holdback_is_refused() -> None:
+    with pytest.raises(ValueError, match="holdback"):
+        StablePrefix(holdback=-1)

@@ -137,6 +137,14 @@ class TranscribeSettings(BrokerSettings):
         ge=1,
         description="Partials in a row that must agree on a word before it is shown as stable.",
     )
+    stable_holdback_words: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "Last words of each partial that take no part in the agreement: the audio "
+            "of a partial usually ends inside a word, and the guesses at it agree too."
+        ),
+    )
     stable_min_audio_s: float = Field(
         default=3.0,
         ge=0,
@@ -522,7 +530,9 @@ class TranscribeStage:
             meta.utterance_id,
             meta.utterance_start_samples,
             session.model,
-            stability=StablePrefix(self.settings.stable_agreement),
+            stability=StablePrefix(
+                self.settings.stable_agreement, self.settings.stable_holdback_words
+            ),
         )
         self._open[(meta.session_id, meta.utterance_id)] = utterance
 
