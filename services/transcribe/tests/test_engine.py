@@ -24,6 +24,7 @@ from livetranslate.transcribe import engine
 from livetranslate.transcribe.engine import (
     ModelUnavailableError,
     Recognition,
+    RecognitionJob,
     RecognizerOptions,
     WhisperRecognizer,
 )
@@ -262,6 +263,48 @@ def test_a_sure_final_and_a_draft_get_no_second_opinion(recognizer: WhisperRecog
     recognizer.recognize(amiable_as_the_vad_cut_it(), language="en", draft=True)
 
     assert recognizer.second_opinions == before
+
+
+@pytest.mark.model
+def test_utterances_recognised_together_read_as_they_do_alone(
+    recognizer: WhisperRecognizer,
+) -> None:
+    paths = list(references())
+    clips = [read_wav(paths[0]), read_wav(paths[0]).copy(), read_wav(paths[1])]
+    alone = [recognizer.recognize(clip, language="en") for clip in clips]
+    before = recognizer.batched_encodes
+
+    together = recognizer.recognize_many([RecognitionJob(clip, "en") for clip in clips])
+
+    # The two copies have windows of one size: batched, they read exactly as alone.
+    assert recognizer.batched_encodes == before + 1
+    assert [r.text for r in together[:2] if isinstance(r, Recognition)] == [
+        alone[0].text,
+        alone[1].text,
+    ]
+    third = together[2]
+    assert isinstance(third, Recognition) and third.text == alone[2].text
+    assert recognizer.batch_waits_expired == 0
+
+
+@pytest.mark.model
+def test_a_failing_or_silent_job_neither_holds_up_nor_spoils_its_batch(
+    recognizer: WhisperRecognizer,
+) -> None:
+    clip = read_wav(next(iter(references())))
+    jobs = [
+        RecognitionJob(np.zeros(16_000, np.int16), "en"),
+        RecognitionJob(np.zeros(32_000, np.float32), "en"),
+        RecognitionJob(clip, "en"),
+    ]
+
+    refused, silent, heard = recognizer.recognize_many(jobs)
+
+    assert isinstance(refused, ValueError)
+    assert isinstance(silent, Recognition) and silent.dropped == "silence"
+    assert isinstance(heard, Recognition)
+    assert heard.text == recognizer.recognize(clip, language="en").text
+    assert recognizer.batch_waits_expired == 0
 
 
 @pytest.mark.model

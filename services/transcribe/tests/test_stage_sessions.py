@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,13 @@ import pytest
 from livetranslate.contracts import decode_as, encode_audio, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
-from livetranslate.transcribe.engine import DropReason, Recognition, RecognizedWord
+from livetranslate.transcribe.engine import (
+    DropReason,
+    Recognition,
+    RecognitionJob,
+    RecognizedWord,
+    recognize_job,
+)
 from livetranslate.transcribe.stage import TranscribeSettings, TranscribeStage
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -290,6 +296,41 @@ async def test_partials_thin_out_under_load_while_finals_keep_their_pace(
     assert statistics.median(intervals_s) >= 1.5
     # A final waits for at most the partial being decoded (0.25 s) and its own 0.05 s.
     assert max(latencies_s) <= 0.8
+
+
+@dataclass
+class BatchingRecognizer(ScriptedRecognizer):
+    """Records how many utterances each call recognised together."""
+
+    batches: list[tuple[str, int]] = field(default_factory=list)
+
+    def recognize_many(self, jobs: Sequence[RecognitionJob]) -> list[Recognition | Exception]:
+        kind = "partial" if jobs[0].draft else "final"
+        with self._lock:
+            self.batches.append((kind, len(jobs)))
+        return [recognize_job(self, job) for job in jobs]
+
+
+@pytest.mark.parametrize("batch_max", [1, 3])
+async def test_finals_ready_at_once_are_recognised_together_up_to_batch_max(
+    nats_url: str, nats_client: Client, batch_max: int
+) -> None:
+    # A slow decode of the first final lets the others close meanwhile.
+    recognizer = BatchingRecognizer(final_s=0.5)
+    stage = _stage(recognizer, batch_max=batch_max, min_partial_audio_s=60.0)
+    session_ids = [await _configure(nats_client) for _ in range(4)]
+
+    async with _running(nats_url, nats_client, stage) as transcripts:
+        await asyncio.gather(
+            *(_publish(nats_client, s, "u00001", _marked(1.0)) for s in session_ids)
+        )
+        for session_id in session_ids:
+            await transcripts.wait_for_finals(session_id, 1)
+
+    sizes = [size for kind, size in recognizer.batches if kind == "final"]
+    assert sum(sizes) == 4
+    assert max(sizes) == min(batch_max, 3) if batch_max == 1 else max(sizes) >= 2
+    assert max(sizes) <= batch_max
 
 
 @dataclass
