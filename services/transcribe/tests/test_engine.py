@@ -84,7 +84,7 @@ def tone(hz: float, amplitude: float = 0.1, seconds: float = 5.0) -> Audio:
 
 @pytest.fixture(scope="module")
 def recognizer() -> WhisperRecognizer:
-    return WhisperRecognizer()
+    return WhisperRecognizer(RecognizerOptions(max_jobs=3))
 
 
 @pytest.fixture(scope="module")

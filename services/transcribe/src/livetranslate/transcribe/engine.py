@@ -17,7 +17,7 @@ decoder run on past the speech and repeat itself, so a decode that shows any
 sign of that (5 of those 60) is done again with the full window.
 
 Several utterances ready at once are recognised together
-(``WhisperRecognizer.recognize_many``): each is decoded in a thread of its
+(``WhisperRecognizer.submit_many``): each is decoded in a thread of its
 own, and their first encoder passes are made as one batched call for windows
 of about one size. The shorter windows of a group are padded with the
 features of silence, as a short window's tail already is, so a batched
@@ -30,8 +30,8 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -137,6 +137,14 @@ class RecognizerOptions(BaseModel):
             "most this much; the shorter ones get up to that much more silent tail. "
             "On a CPU a batched window cost as much as a lone one (49 ms for 8 s of "
             "tiny.en on one thread), so the gain is on GPUs."
+        ),
+    )
+    max_jobs: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Jobs that submit_many runs at once, each on a thread of its own; a batch "
+            "may not be larger. Each thread that decodes keeps CTranslate2 buffers."
         ),
     )
     batch_wait_s: float = Field(
@@ -357,8 +365,8 @@ def recognize_job(recognizer: Recognizer, job: RecognitionJob) -> Recognition:
 class BatchRecognizer(Protocol):
     """A recogniser that can recognise several utterances together."""
 
-    def recognize_many(self, jobs: Sequence[RecognitionJob]) -> list[Recognition | Exception]:
-        """One result per job, in order: its recognition, or the error it raised."""
+    def submit_many(self, jobs: Sequence[RecognitionJob]) -> list[Future[Recognition]]:
+        """Start recognising ``jobs`` together; one future per job, in order."""
         ...
 
 
@@ -419,11 +427,19 @@ class _EncoderBatch:
     with zeros, which is what faster-whisper pads every window with.
     """
 
-    def __init__(self, members: int, pad_frames: int, wait_s: float) -> None:
+    def __init__(
+        self,
+        members: int,
+        pad_frames: int,
+        wait_s: float,
+        done: Callable[[_EncoderBatch], None] = lambda batch: None,
+    ) -> None:
         self._members = members
+        self._done = done
         self._pad_frames = pad_frames
         self._wait_s = wait_s
         self._arrived: set[int] = set()
+        self._finished = 0
         self._pending: dict[int, npt.NDArray[np.float32]] = {}
         self._outputs: dict[int, Any] = {}
         self._kept: list[npt.NDArray[np.float32]] = []
@@ -451,11 +467,14 @@ class _EncoderBatch:
             return self._outputs.pop(member)
 
     def withdraw(self, model: _WindowedWhisperModel, member: int) -> None:
-        """The member's decode needs no batched pass (any more)."""
+        """The member's decode is over: it needs no batched pass, or no more."""
         with self._ready:
             if member not in self._arrived:
                 self._arrived.add(member)
                 self._encode_if_all_arrived(model)
+            self._finished += 1
+            if self._finished == self._members:
+                self._done(self)
 
     def _encode_if_all_arrived(self, model: _WindowedWhisperModel) -> None:
         if len(self._arrived) < self._members or not self._pending:
@@ -597,7 +616,6 @@ class WhisperRecognizer:
         self._stats_lock = threading.Lock()
         self._model = _load_model(self.options)
         self._batch_pool: ThreadPoolExecutor | None = None
-        self._batch_pool_size = 0
 
     @property
     def multilingual(self) -> bool:
@@ -631,29 +649,33 @@ class WhisperRecognizer:
         return replace(recognition, processing_s=time.perf_counter() - started)
 
     def recognize_many(self, jobs: Sequence[RecognitionJob]) -> list[Recognition | Exception]:
-        """Recognise ``jobs`` together: one result per job, its recognition or its error.
+        """Recognise ``jobs`` together: one result per job, its recognition or its error."""
+        return [_outcome(future) for future in self.submit_many(jobs)]
+
+    def submit_many(self, jobs: Sequence[RecognitionJob]) -> list[Future[Recognition]]:
+        """Start recognising ``jobs`` together; one future per job, in order.
 
         Each job is decoded in a thread of its own, so the model's
         ``num_workers`` replicas decode that many at once, and their first
         encoder passes are batched (see ``_EncoderBatch``).
         """
+        if len(jobs) > self.options.max_jobs:
+            raise ValueError(
+                f"at most max_jobs={self.options.max_jobs} jobs at once; got {len(jobs)}"
+            )
+        pool = self._pool()
         if len(jobs) == 1:
-            return [self._recognize_job(jobs[0], None, 0)]
+            return [pool.submit(recognize_job, self, jobs[0])]
         batch = _EncoderBatch(
             len(jobs),
             pad_frames=round(self.options.batch_pad_s * int(self._model.frames_per_second)),
             wait_s=self.options.batch_wait_s,
+            done=self._count_batch,
         )
-        pool = self._pool(len(jobs))
-        results = list(
-            pool.map(
-                lambda member: self._recognize_job(jobs[member], batch, member), range(len(jobs))
-            )
-        )
-        with self._stats_lock:
-            self.batched_encodes += batch.shared_calls
-            self.batch_waits_expired += batch.waits_expired
-        return results
+        return [
+            pool.submit(self._recognize_in_batch, job, batch, member)
+            for member, job in enumerate(jobs)
+        ]
 
     def close(self) -> None:
         """Stop the threads of ``recognize_many``."""
@@ -661,24 +683,24 @@ class WhisperRecognizer:
             self._batch_pool.shutdown(wait=True)
             self._batch_pool = None
 
-    def _pool(self, size: int) -> ThreadPoolExecutor:
-        if self._batch_pool is None or self._batch_pool_size < size:
-            if self._batch_pool is not None:
-                self._batch_pool.shutdown(wait=False)
-            self._batch_pool = ThreadPoolExecutor(size, thread_name_prefix="recognize")
-            self._batch_pool_size = size
-        return self._batch_pool
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._stats_lock:
+            if self._batch_pool is None:
+                self._batch_pool = ThreadPoolExecutor(
+                    self.options.max_jobs, thread_name_prefix="recognize"
+                )
+            return self._batch_pool
 
-    def _recognize_job(
-        self, job: RecognitionJob, batch: _EncoderBatch | None, member: int
-    ) -> Recognition | Exception:
-        try:
-            if batch is None:
-                return recognize_job(self, job)
-            with self._model.batched(batch, member):
-                return recognize_job(self, job)
-        except Exception as error:  # the caller decides per job; the others go on
-            return error
+    def _recognize_in_batch(
+        self, job: RecognitionJob, batch: _EncoderBatch, member: int
+    ) -> Recognition:
+        with self._model.batched(batch, member):
+            return recognize_job(self, job)
+
+    def _count_batch(self, batch: _EncoderBatch) -> None:
+        with self._stats_lock:
+            self.batched_encodes += batch.shared_calls
+            self.batch_waits_expired += batch.waits_expired
 
     def detect_language(self, audio: AudioArray) -> tuple[str, float]:
         """The most likely language of ``audio`` and its probability.
@@ -727,16 +749,17 @@ class WhisperRecognizer:
         return "en"
 
     def _recognize_speech(self, audio: AudioArray, request: _Request) -> Recognition:
-        recognition = self._recognize_window(audio, request)
-        if not self._wants_second_opinion(recognition, request):
+        recognition, retried = self._recognize_window(audio, request)
+        # One fallback per utterance: a decode already done again in the full
+        # window (what the offline reference reads) is not decoded a third time.
+        if retried or not self._wants_second_opinion(recognition, request):
             return recognition
         with self._stats_lock:
             self.second_opinions += 1
         log.debug("second_opinion", duration_s=request.duration_s, text=recognition.text)
 
-        return self._recognize_window(
-            audio, replace(request, beam_size=self.options.second_opinion_beam_size)
-        )
+        wider = replace(request, beam_size=self.options.second_opinion_beam_size)
+        return self._recognize_window(audio, wider)[0]
 
     def _wants_second_opinion(self, recognition: Recognition, request: _Request) -> bool:
         """Whether a word of a final, its first aside, fell below the probability asked.
@@ -751,22 +774,23 @@ class WhisperRecognizer:
             for word in recognition.words[1:]
         )
 
-    def _recognize_window(self, audio: AudioArray, request: _Request) -> Recognition:
+    def _recognize_window(self, audio: AudioArray, request: _Request) -> tuple[Recognition, bool]:
+        """The recognition, and whether a doubtful short window was done again in full."""
         frames = self._short_window_frames(request)
         decoded = self._decode(audio, request, frames)
         recognition = _screen(decoded, request, self.options)
         # A draft is replaced by the next partial or the final: a second decode
         # would cost a full window for text that is shown for a second.
         if frames is None or request.draft:
-            return recognition
+            return recognition, False
         doubt = _short_window_doubt(decoded, recognition, request, self.options)
         if doubt is None:
-            return recognition
+            return recognition, False
         with self._stats_lock:
             self.full_window_retries += 1
         log.debug("short_window.retry", doubt=doubt, duration_s=request.duration_s)
 
-        return _screen(self._decode(audio, request, None), request, self.options)
+        return _screen(self._decode(audio, request, None), request, self.options), True
 
     def _short_window_frames(self, request: _Request, detecting: bool = False) -> int | None:
         """Feature frames of the short window for ``request``; None for the full one.
@@ -860,6 +884,15 @@ class WhisperRecognizer:
         with self._stats_lock:
             self.drops.update(reasons)
         log.debug("text.withheld", dropped=recognition.dropped, cuts=recognition.cuts)
+
+
+def _outcome(future: Future[Recognition]) -> Recognition | Exception:
+    error = future.exception()
+    if error is None:
+        return future.result()
+    if isinstance(error, Exception):
+        return error
+    raise error  # KeyboardInterrupt and the like are not a job's result
 
 
 def _checked_audio(audio: AudioArray) -> AudioArray:

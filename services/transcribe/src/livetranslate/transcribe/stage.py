@@ -33,7 +33,7 @@ import contextlib
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -86,6 +86,7 @@ within the consumer's ack wait; twice that leaves room for the retries of a
 piece whose handling failed (0.5 + 1 + 2 + 4 s)."""
 
 Kind = Literal["partial", "final"]
+Job = tuple["_Utterance", Kind]
 Outcome = Recognition | Exception | None
 """A job's recognition, the error it raised, or None: its model failed to load."""
 ModelKey = str | None
@@ -122,12 +123,12 @@ class TranscribeSettings(BrokerSettings):
         ),
     )
     batch_max: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description=(
-            "Utterances recognised together when several are ready: finals of "
-            "different sessions, or partials. Their encoder passes are batched and "
-            "num_workers of them decode at once."
+            "Decodes under way at once. Those started together have their encoder "
+            "passes batched; beyond num_workers they queue for a replica, which pays "
+            "on a GPU, where a larger encoder batch costs little more than one."
         ),
     )
     partial_interval_s: float = Field(
@@ -207,6 +208,7 @@ class TranscribeSettings(BrokerSettings):
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
             num_workers=self.num_workers,
+            max_jobs=self.batch_max,
         )
 
     def language_options(self) -> LanguageOptions:
@@ -444,7 +446,12 @@ class TranscribeStage:
         self._ended: OrderedDict[str, SessionStats] = OrderedDict()
         self._work_log = _WorkLog()
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transcribe")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.settings.batch_max, thread_name_prefix="transcribe"
+        )
+        self._in_flight: dict[tuple[str, str], Kind] = {}
+        """The jobs under way, by (session, utterance)."""
+        self._tasks: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._publisher: Publisher | None = None
         self._sessions: SessionStore | None = None
@@ -461,10 +468,11 @@ class TranscribeStage:
         self._worker = asyncio.create_task(self._work())
 
     async def stop(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+        for task in [self._worker, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         # The runner has stopped consuming and closed the connection by now, so
         # the pieces of open utterances cannot be nacked for an early redelivery:
         # released, they reach the next instance once the ack wait runs out.
@@ -610,19 +618,67 @@ class TranscribeStage:
         self._wake.set()
 
     async def _work(self) -> None:
+        """Keep up to ``batch_max`` decodes going: finals first, then partials due."""
         while True:
-            kind, jobs = self._next_jobs()
+            jobs = self._next_jobs(self.settings.batch_max - len(self._in_flight))
             if not jobs:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns
+                # normally when it is cancelled just as the event is set, and
+                # this loop would then outlive stop().
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s())
+                    async with asyncio.timeout(self._poll_s()):
+                        await self._wake.wait()
                 continue
             try:
-                outcomes = await self._recognize_jobs(jobs, kind)
-            except Exception as error:
-                outcomes = [error] * len(jobs)
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                await self._conclude(job, kind, outcome)
+                await self._dispatch(jobs)
+            except Exception as error:  # preparing the jobs failed: each is concluded so
+                for utterance, kind in jobs:
+                    self._in_flight.pop(_key(utterance), None)
+                    await self._conclude(utterance, kind, error)
+
+    async def _dispatch(self, jobs: list[Job]) -> None:
+        """Start recognising ``jobs`` together; each is concluded as soon as it is done."""
+        for utterance, kind in jobs:
+            self._in_flight[_key(utterance)] = kind
+        model = jobs[0][0].model
+        recognizer = self._models.get(model)
+        if self._models.failure(model) is not None or recognizer is None:
+            for utterance, kind in jobs:
+                utterance.partial_samples = utterance.samples
+                await self._complete(utterance, kind, None)
+            return
+        prepared = [await self._job(utterance, recognizer, kind) for utterance, kind in jobs]
+        started = time.monotonic()
+        futures = _submit_all(recognizer, prepared, self._executor)
+        for (utterance, kind), future in zip(jobs, futures, strict=True):
+            task = asyncio.create_task(self._await_and_complete(utterance, kind, future, started))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _await_and_complete(
+        self, utterance: _Utterance, kind: Kind, future: Future[Recognition], started: float
+    ) -> None:
+        outcome: Outcome
+        try:
+            outcome = await asyncio.wrap_future(future)
+        except Exception as error:
+            outcome = error
+        # Decodes overlap: each counts for its share of the worker's slots, so
+        # that the load stays a share of what the worker can do.
+        now = time.monotonic()
+        self._work_log.add(kind, (now - started) / self.settings.batch_max, now)
+        if isinstance(outcome, Recognition):
+            self._stats(utterance).recognize_s += outcome.processing_s
+        await self._complete(utterance, kind, outcome)
+
+    async def _complete(self, utterance: _Utterance, kind: Kind, outcome: Outcome) -> None:
+        try:
+            await self._conclude(utterance, kind, outcome)
+        finally:
+            # Only now: the session's next job must not overtake this one.
+            self._in_flight.pop(_key(utterance), None)
+            self._wake.set()
 
     async def _conclude(self, job: _Utterance, kind: Kind, outcome: Outcome) -> None:
         """Publish what one job's recognition gave; a failed final is finished empty."""
@@ -650,31 +706,49 @@ class TranscribeStage:
     def _poll_s(self) -> float:
         return min(0.1, self.settings.partial_interval_s / 4)
 
-    def _next_jobs(self) -> tuple[Kind, list[_Utterance]]:
-        """The closed utterances, first closed first; else open ones due for a partial.
+    def _next_jobs(self, free: int) -> list[Job]:
+        """Up to ``free`` jobs to start together: finals first, then partials due.
 
-        Among partials, an utterance still waiting for its first one goes first,
-        then the one whose last partial is oldest. At most ``batch_max`` jobs, all
-        on the model of the first. Utterances whose model is still loading wait;
-        a closed one whose model failed to load is finished at once, without text.
+        Finals go first closed first. Among partials, an utterance still waiting
+        for its first one goes first, then the one whose last partial is oldest.
+        All on the model of the first, and one per session: a session with a job
+        under way gets no other, so its transcripts come out in order. Partials
+        leave one slot to finals, so that a final that closes need not wait for
+        partials to end. Utterances
+        whose model is still loading wait; a closed one whose model failed to load
+        is finished at once, without text.
         """
-        ready = [u for u in self._open.values() if self._model_ready(u)]
-        closed = sorted((u for u in ready if u.closed), key=lambda u: u.closed_at)
-        if closed:
-            return "final", self._batch(closed)
+        if free <= 0:
+            return []
+        busy = {session_id for session_id, _ in self._in_flight}
+        ready = [
+            u for u in self._open.values() if u.session_id not in busy and self._model_ready(u)
+        ]
         now = time.monotonic()
         interval_s = self.partial_interval_s(now)
-        due = sorted(
+        finals = sorted((u for u in ready if u.closed), key=lambda u: u.closed_at)
+        partials = sorted(
             (u for u in ready if self._partial_due(u, now, interval_s)),
             key=lambda u: (u.revision > 0, u.last_partial_at),
         )
-        return "partial", self._batch(due)
+        queue: list[Job] = [(u, "final") for u in finals] + [(u, "partial") for u in partials]
+        partial_slots = self._partial_slots()
+        jobs: list[Job] = []
+        for utterance, kind in queue:
+            if len(jobs) == free:
+                break
+            if kind == "partial" and partial_slots <= 0:
+                break
+            if utterance.model == queue[0][0].model and utterance.session_id not in busy:
+                jobs.append((utterance, kind))
+                busy.add(utterance.session_id)
+                partial_slots -= kind == "partial"
+        return jobs
 
-    def _batch(self, queue: list[_Utterance]) -> list[_Utterance]:
-        if not queue:
-            return []
-        model = queue[0].model
-        return [u for u in queue if u.model == model][: self.settings.batch_max]
+    def _partial_slots(self) -> int:
+        """Partials that may start now: all slots but one, less those under way."""
+        slots = max(self.settings.batch_max - 1, 1)
+        return slots - sum(1 for kind in self._in_flight.values() if kind == "partial")
 
     def _model_ready(self, utterance: _Utterance) -> bool:
         return (
@@ -822,29 +896,6 @@ class TranscribeStage:
         utterance.messages.clear()
         self._retire_if_done(utterance.session_id)
 
-    async def _recognize_jobs(self, utterances: list[_Utterance], kind: Kind) -> list[Outcome]:
-        """Recognise utterances of one model together; None for each if it failed to load."""
-        if self._models.failure(utterances[0].model) is not None:
-            for utterance in utterances:
-                utterance.partial_samples = utterance.samples
-            return [None] * len(utterances)
-        recognizer = self._models.get(utterances[0].model)
-        assert recognizer is not None, "a job is only taken once its model is loaded"
-        jobs = [await self._job(utterance, recognizer, kind) for utterance in utterances]
-        started = time.monotonic()
-        outcomes: list[Outcome] = list(
-            await self._in_worker(lambda: _recognize_all(recognizer, jobs))
-        )
-        # Each job gets its share of the time, so that the mean cost of a partial
-        # and the worker's load both come out right.
-        share_s = (time.monotonic() - started) / len(jobs)
-        for utterance, outcome in zip(utterances, outcomes, strict=True):
-            self._work_log.add(kind, share_s, time.monotonic())
-            if isinstance(outcome, Recognition):
-                self._stats(utterance).recognize_s += outcome.processing_s
-
-        return outcomes
-
     async def _job(
         self, utterance: _Utterance, recognizer: Recognizer, kind: Kind
     ) -> RecognitionJob:
@@ -960,17 +1011,17 @@ def _text_words(recognition: Recognition, duration_s: float) -> list[RecognizedW
     return words
 
 
-def _recognize_all(recognizer: Recognizer, jobs: list[RecognitionJob]) -> list[Outcome]:
-    """Each job's recognition or error: together where the recogniser can batch."""
+def _submit_all(
+    recognizer: Recognizer, jobs: list[RecognitionJob], executor: ThreadPoolExecutor
+) -> list[Future[Recognition]]:
+    """Start each job: together where the recogniser can batch, else on ``executor``."""
     if isinstance(recognizer, BatchRecognizer):
-        return list(recognizer.recognize_many(jobs))
-    outcomes: list[Outcome] = []
-    for job in jobs:
-        try:
-            outcomes.append(recognize_job(recognizer, job))
-        except Exception as error:  # the others of the batch go on
-            outcomes.append(error)
-    return outcomes
+        return recognizer.submit_many(jobs)
+    return [executor.submit(recognize_job, recognizer, job) for job in jobs]
+
+
+def _key(utterance: _Utterance) -> tuple[str, str]:
+    return (utterance.session_id, utterance.utterance_id)
 
 
 def _subject(kind: str, utterance: _Utterance) -> str:

@@ -693,8 +693,11 @@ class TranslateStage:
         """Release finals whose label wait is over; flush fragments whose join wait is."""
         while True:
             timeout_s = max(self._next_due() - time.monotonic(), 0.0)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns
+            # normally when it is cancelled just as the event is set.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
             self._wake.clear()
             now = time.monotonic()
             for session in list(self._sessions.values()):
