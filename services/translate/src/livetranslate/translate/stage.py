@@ -349,10 +349,10 @@ class TranslateStage:
         async def on_message(message: Message) -> None:
             await self._deliver(message.raw_message)
 
-        # Not livetranslate.streams.consume: that acknowledges a message when its
-        # handler returns, and a final held for its sentence must stay
-        # unacknowledged until its translation is out. One message per fetch
-        # keeps the stream's order, which joining depends on.
+        # Its own loop, older than the keeping mode of livetranslate.streams.consume:
+        # a final held for its sentence stays unacknowledged until its translation
+        # is out. consume(..., keeping=True) now does that and could replace it.
+        # One message per fetch keeps the stream's order, which joining depends on.
         router.subscriber(
             spec.filter_subjects[0],
             stream=JStream(spec.stream, declare=False),
