@@ -16,6 +16,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -342,6 +343,57 @@ async def test_finals_ready_at_once_are_recognised_together_up_to_batch_max(
     assert sum(sizes) == 4
     assert sizes[0] == batch_max
     assert max(sizes) <= batch_max
+
+
+@dataclass
+class OverlapRecognizer(ScriptedRecognizer):
+    """Records the most partials and the most decodes that ran at once."""
+
+    running: Counter[str] = field(default_factory=Counter)
+    most: Counter[str] = field(default_factory=Counter)
+
+    def recognize(
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        language: str | None,
+        prompt: str | None = None,
+        word_timestamps: bool = True,
+        draft: bool = False,
+    ) -> Recognition:
+        kind = "partial" if draft else "final"
+        with self._lock:
+            self.running[kind] += 1
+            self.most[kind] = max(self.most[kind], self.running[kind])
+            self.most["all"] = max(self.most["all"], self.running.total())
+        try:
+            return super().recognize(
+                audio,
+                language=language,
+                prompt=prompt,
+                word_timestamps=word_timestamps,
+                draft=draft,
+            )
+        finally:
+            with self._lock:
+                self.running[kind] -= 1
+
+
+async def test_partials_leave_a_slot_to_finals(nats_url: str, nats_client: Client) -> None:
+    recognizer = OverlapRecognizer(partial_s=0.3, final_s=0.3)
+    stage = _stage(recognizer, batch_max=3)
+    session_ids = [await _configure(nats_client) for _ in range(4)]
+
+    async with _running(nats_url, nats_client, stage) as transcripts:
+        await asyncio.gather(
+            *(_publish(nats_client, s, "u00001", _marked(3.0), real_time=True) for s in session_ids)
+        )
+        for session_id in session_ids:
+            await transcripts.wait_for_finals(session_id, 1)
+
+    # Four sessions want partials all the time: they get two of the three slots.
+    assert recognizer.most["partial"] == 2
+    assert recognizer.most["all"] == 3
 
 
 @dataclass
