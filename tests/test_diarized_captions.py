@@ -1,4 +1,5 @@
-"""The two-person reference call through the whole pipeline: speakers on the right lines."""
+"""The two-person reference call through the whole pipeline: speakers on the right lines,
+each line with its own translation."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ pytestmark = [pytest.mark.broker, pytest.mark.model]
 CALL = Path(__file__).parent / "data" / "pyannote"
 
 
-async def test_caption_lines_of_the_reference_call_name_the_right_speaker(
+async def test_caption_lines_of_the_reference_call_name_the_right_speaker_and_translate_alone(
     nats_url: str, nats_client: Client
 ) -> None:
     session_id = f"call-{uuid.uuid4().hex[:8]}"
-    config = SessionRequest(session_id, (), "en", 100).config()
-    watch = SessionWatch(nats_client, session_id, (), speakers=True)
+    config = SessionRequest(session_id, ("pt",), "en", 100).config()
+    watch = SessionWatch(nats_client, session_id, ("pt",), speakers=True)
     async with stages(nats_url, PIPELINE):
         await watch.start()
         await _publish_session(nats_url, config, decode_file(CALL / "sample.wav"), 100, False)
@@ -40,3 +41,7 @@ async def test_caption_lines_of_the_reference_call_name_the_right_speaker(
     assert {line.speaker for line in lines} == {"S1", "S2"}
     assert len(lines) >= 6, "the call alternates speakers; lines must follow"
     assert score.confusion_s / score.reference_s <= 0.15
+    # Utterances span both speakers; each speaker's part is translated on its own, so
+    # nearly every line has Portuguese (a line ending mid-sentence may join the next).
+    translated = [line for line in lines if line.translations.get("pt")]
+    assert len(translated) >= len(lines) - 2, [(line.text, line.translations) for line in lines]

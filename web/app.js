@@ -237,8 +237,10 @@ function showTranscript(t) {
 function showTranslation(t) {
   keepingScroll(() => {
     // A translation may cover several finals; it goes under the last of them.
+    // An utterance with several speakers gets one translation per speaker's part,
+    // told apart by where it ends.
     const line = lineFor(t.utterance_ids[t.utterance_ids.length - 1]);
-    const key = `${t.target_language}:${t.utterance_ids.join(",")}`;
+    const key = `${t.target_language}:${t.utterance_ids.join(",")}:${t.end_s ?? ""}`;
     let item = line.translationItems.get(key);
     if (item && item.dataset.kind === "final" && t.kind === "partial") return;
     if (!item) {
@@ -250,7 +252,8 @@ function showTranslation(t) {
     item.classList.toggle("partial", t.kind === "partial");
     const tag = element("span", "lang-tag", { "aria-label": `${t.target_language}:` });
     tag.textContent = t.target_language;
-    item.replaceChildren(tag, document.createTextNode(` ${t.text}`));
+    const who = t.speaker && line.speakers.length > 1 ? ` ${t.speaker}:` : "";
+    item.replaceChildren(tag, document.createTextNode(`${who} ${t.text}`));
     line.el.hidden = false;
   });
 }

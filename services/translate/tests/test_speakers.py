@@ -1,9 +1,9 @@
-"""SpeakerLabels and split_at_speaker_changes: who spoke, and where a sentence must end."""
+"""SpeakerLabels, speaker_runs and split_at_speaker_changes: who spoke, and where to cut."""
 
 from __future__ import annotations
 
 from livetranslate.contracts import v1
-from livetranslate.translate.speakers import SpeakerLabels, split_at_speaker_changes
+from livetranslate.translate.speakers import SpeakerLabels, speaker_runs, split_at_speaker_changes
 
 
 def _turn(
@@ -104,3 +104,32 @@ def test_finals_of_unknown_speaker_stay_with_what_came_before() -> None:
 def test_without_any_label_everything_is_one_run() -> None:
     assert split_at_speaker_changes(list("abc"), lambda _: None) == [["a", "b", "c"]]
     assert split_at_speaker_changes([], lambda _: None) == []
+
+
+def _word(text: str, start_s: float, end_s: float) -> v1.Word:
+    return v1.Word(text=text, start_s=start_s, end_s=end_s, probability=0.9)
+
+
+def test_words_are_cut_where_the_turn_covering_their_middle_changes() -> None:
+    words = [_word("Hi", 0.0, 0.4), _word("there.", 0.4, 1.0), _word("Hello.", 1.2, 1.9)]
+    turns = [_turn("u1", "S1", 0.0, 1.1, turns=2), _turn("u1", "S2", 1.1, 2.0, turns=2)]
+
+    runs = speaker_runs(words, turns)
+
+    assert [(speaker, [w.text for w in run]) for speaker, run in runs] == [
+        ("S1", ["Hi", "there."]),
+        ("S2", ["Hello."]),
+    ]
+
+
+def test_a_word_outside_every_turn_goes_to_the_nearest() -> None:
+    words = [_word("So", 0.0, 0.2), _word("yes.", 3.0, 3.4)]
+    turns = [_turn("u1", "S1", 0.5, 1.0, turns=2), _turn("u1", "S2", 2.0, 2.5, turns=2)]
+
+    assert [speaker for speaker, _ in speaker_runs(words, turns)] == ["S1", "S2"]
+
+
+def test_without_turns_the_words_are_one_run_of_nobody() -> None:
+    words = [_word("Hi", 0.0, 0.4), _word("there.", 0.4, 1.0)]
+
+    assert speaker_runs(words, []) == [(None, words)]

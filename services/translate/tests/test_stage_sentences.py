@@ -459,6 +459,144 @@ async def test_a_speaker_change_ends_the_pending_sentence(
     assert stage.metrics.flushed_by_wait == 0
 
 
+def _spoken(
+    session_id: str, utterance_id: str, words: Sequence[tuple[str, float]], end_s: float
+) -> v1.Transcript:
+    """A final with word times: each word lasts until the next one starts."""
+    starts = [start_s for _, start_s in words]
+    timed = tuple(
+        v1.Word(text=text, start_s=start_s, end_s=end, probability=0.9)
+        for (text, start_s), end in zip(words, [*starts[1:], end_s], strict=True)
+    )
+    return v1.Transcript(
+        session_id=session_id,
+        utterance_id=utterance_id,
+        kind="final",
+        revision=9,
+        text=" ".join(text for text, _ in words),
+        words=timed,
+        language="en",
+        start_s=starts[0],
+        end_s=end_s,
+    )
+
+
+def _turn_of(
+    session_id: str, utterance_id: str, speaker: str, span: tuple[float, float], turns: int
+) -> v1.SpeakerTurn:
+    start_s, end_s = span
+    return v1.SpeakerTurn(
+        session_id=session_id,
+        utterance_id=utterance_id,
+        speaker=speaker,
+        start_s=start_s,
+        end_s=end_s,
+        turns=turns,
+    )
+
+
+async def test_each_speaker_of_one_utterance_gets_their_own_translation(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    # S1 asks, S2 answers inside the same utterance, and S2 goes on in the next one.
+    first = _spoken(
+        session_id,
+        "u00001",
+        [("Are", 0.0), ("you", 0.3), ("coming?", 0.6), ("Yes,", 1.8), ("I", 2.1)],
+        end_s=2.4,
+    )
+    second = _spoken(session_id, "u00002", [("am", 3.0), ("here.", 3.3)], end_s=3.8)
+    third = _spoken(session_id, "u00003", [("Good.", 5.0)], end_s=5.5)
+    stage = _stage(engine := _Tagging(), speaker_wait_s=3.0, join_wait_s=5.0)
+
+    async with _running(nats_url, stage):
+        await _publish_turns(
+            nats_client,
+            _turn_of(session_id, "u00001", "S1", (0.0, 1.4), turns=2),
+            _turn_of(session_id, "u00001", "S2", (1.6, 2.4), turns=2),
+            _turn_of(session_id, "u00002", "S2", (2.9, 3.8), turns=1),
+            _turn_of(session_id, "u00003", "S1", (4.9, 5.5), turns=1),
+        )
+        await _until_turns(stage, 4)
+        await _publish(nats_client, first, second)
+        translations = await _settled(nats_client, session_id, 2)
+        # A redelivery of the split final translates nothing again.
+        await _publish(nats_client, first)
+        again = await _settled(nats_client, session_id, 2)
+        await _publish(nats_client, third)
+        await _translations(nats_client, session_id, 3)
+
+    assert [
+        (t.utterance_ids, t.speaker, t.source_text, t.start_s, t.end_s) for t in translations
+    ] == [
+        (("u00001",), "S1", "Are you coming?", 0.0, 1.8),
+        (("u00001", "u00002"), "S2", "Yes, I am here.", 1.8, 3.8),
+    ]
+    assert [t.text for t in translations] == ["[pt] Are you coming?", "[pt] Yes, I am here."]
+    assert len(again) == 2
+    assert stage.metrics.duplicates == 1
+    # S1's part of the split utterance is S1's context, S2's answer is not.
+    assert engine.calls[-1][0] == ["Good."]
+    assert engine.calls[-1][2] == [(ContextPair("Are you coming?", "[pt] Are you coming?"),)]
+
+
+class _Failing(_Tagging):
+    """Fails the first ``times`` calls that hold ``text``."""
+
+    def __init__(self, text: str, times: int) -> None:
+        super().__init__()
+        self._text = text
+        self._times = times
+
+    def translate(
+        self,
+        texts: Sequence[str],
+        source: str,
+        target: str,
+        *,
+        contexts: Sequence[Context] = (),
+    ) -> list[str]:
+        if self._text in texts and self._times > 0:
+            self._times -= 1
+            raise RuntimeError("the engine failed")
+        return super().translate(texts, source, target, contexts=contexts)
+
+
+async def test_a_failed_part_is_translated_again_and_the_other_part_is_not_repeated(
+    nats_url: str, nats_client: Client
+) -> None:
+    session_id = _session_id()
+    await _configure(nats_client, session_id, "pt")
+    final = _spoken(
+        session_id,
+        "u00001",
+        [("Are", 0.0), ("you", 0.3), ("coming?", 0.6), ("Yes,", 1.8), ("I", 2.1), ("am.", 2.3)],
+        end_s=2.8,
+    )
+    # Twice: the batcher tries a failed batch again sentence by sentence.
+    stage = _stage(engine := _Failing("Yes, I am.", times=2), speaker_wait_s=3.0)
+
+    async with _running(nats_url, stage):
+        await _publish_turns(
+            nats_client,
+            _turn_of(session_id, "u00001", "S1", (0.0, 1.4), turns=2),
+            _turn_of(session_id, "u00001", "S2", (1.6, 2.8), turns=2),
+        )
+        await _until_turns(stage, 2)
+        await _publish(nats_client, final)
+        translations = await _settled(nats_client, session_id, 2, quiet_s=1.5)
+
+    assert [(t.speaker, t.source_text) for t in translations] == [
+        ("S1", "Are you coming?"),
+        ("S2", "Yes, I am."),
+    ]
+    assert stage.metrics.failures == 1
+    # The redelivered final was split again; the stream dropped S1's repeated translation.
+    assert "Yes, I am." in engine.calls[-1][0]
+
+
 # Session config, read live
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livetranslate.contracts import ContractError, decode, v1
+from livetranslate.translate.speakers import speaker_runs
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -31,16 +33,27 @@ class Caption:
     turns: list[v1.SpeakerTurn] = field(default_factory=list)
     """Who spoke when inside the utterance, as the diarizer found it."""
 
+    translation_parts: dict[str, dict[float, str]] = field(default_factory=dict)
+    """Per language, the translations ending inside this utterance, by their end time.
+
+    Where one utterance holds several speakers, each speaker's part is translated
+    on its own; a translation that names no end covers the whole (``inf``).
+    """
+
     def by_speaker(self) -> list[Caption]:
         """The caption cut where the speaker changes, by its words' times.
 
-        Each word goes to the turn that covers its middle (else the nearest);
-        translations stay with the last part, since they cover the whole.
+        Each part gets the translations that end nearest its own end.
         """
-        speakers = [_speaker_at((w.start_s + w.end_s) / 2, self.turns) for w in self.words]
-        if len(set(speakers)) <= 1:
+        runs = speaker_runs(self.words, self.turns)
+        if len(runs) <= 1:
             return [self]
-        parts = _runs(self.words, speakers)
+        ends = [words[-1].end_s for _, words in runs]
+        translations: list[dict[str, list[str]]] = [{} for _ in runs]
+        for language, parts in self.translation_parts.items():
+            for end_s, text in sorted(parts.items()):
+                nearest = min(range(len(ends)), key=lambda n: abs(ends[n] - min(end_s, ends[-1])))
+                translations[nearest].setdefault(language, []).append(text)
         return [
             Caption(
                 utterance_id=self.utterance_id if n == 0 else f"{self.utterance_id}-{n + 1}",
@@ -48,37 +61,21 @@ class Caption:
                 end_s=words[-1].end_s,
                 text=" ".join(w.text.strip() for w in words),
                 language=self.language,
-                translations=self.translations if n == len(parts) - 1 else {},
+                translations={lang: " ".join(texts) for lang, texts in translations[n].items()},
                 speaker=speaker,
             )
-            for n, (speaker, words) in enumerate(parts)
+            for n, (speaker, words) in enumerate(runs)
         ]
+
+    def translated_to_the_end(self, language: str) -> bool:
+        """Whether a translation into ``language`` covers this caption's last speaker."""
+        runs = speaker_runs(self.words, self.turns)
+        last_start = runs[-1][1][0].start_s if len(runs) > 1 else float("-inf")
+        return any(end_s > last_start for end_s in self.translation_parts.get(language, {}))
 
 
 def _all_turns_in(caption: Caption) -> bool:
     return bool(caption.turns) and len(caption.turns) >= caption.turns[0].turns
-
-
-def _speaker_at(time_s: float, turns: list[v1.SpeakerTurn]) -> str | None:
-    if not turns:
-        return None
-    covering = [t for t in turns if t.start_s <= time_s <= t.end_s]
-    if covering:
-        return max(covering, key=lambda t: t.confidence).speaker
-    nearest = min(turns, key=lambda t: min(abs(t.start_s - time_s), abs(t.end_s - time_s)))
-    return nearest.speaker
-
-
-def _runs(
-    words: tuple[v1.Word, ...], speakers: list[str | None]
-) -> list[tuple[str | None, list[v1.Word]]]:
-    runs: list[tuple[str | None, list[v1.Word]]] = []
-    for word, speaker in zip(words, speakers, strict=True):
-        if runs and runs[-1][0] == speaker:
-            runs[-1][1].append(word)
-        else:
-            runs.append((speaker, [word]))
-    return runs
 
 
 CaptionCallback = Callable[[Caption], None]
@@ -111,7 +108,7 @@ class SessionWatch:
         self._on_partial = on_partial
         self._speakers = speakers
         self._turns: dict[str, list[v1.SpeakerTurn]] = {}
-        self._translated: dict[str, dict[str, str]] = {}
+        self._translated: dict[str, dict[str, dict[float, str]]] = {}
         self._joined: dict[str, set[str]] = {}
         self._expected: int | None = None
         self._shown: set[str] = set()
@@ -174,7 +171,9 @@ class SessionWatch:
         language = translation.target_language
         for utterance_id in earlier:
             self._joined.setdefault(utterance_id, set()).add(language)
-        self._translated.setdefault(last, {})[language] = translation.text
+        # A later translation of the same text (a redelivered final) replaces it.
+        end_s = math.inf if translation.end_s is None else translation.end_s
+        self._translated.setdefault(last, {}).setdefault(language, {})[end_s] = translation.text
         for utterance_id in translation.utterance_ids:
             self._attach(utterance_id)
 
@@ -183,7 +182,12 @@ class SessionWatch:
         caption = self.captions.get(utterance_id)
         if caption is None:
             return
-        caption.translations.update(self._translated.get(utterance_id, {}))
+        parts = self._translated.get(utterance_id, {})
+        caption.translation_parts = {lang: dict(texts) for lang, texts in parts.items()}
+        caption.translations = {
+            lang: " ".join(text for _, text in sorted(texts.items()))
+            for lang, texts in parts.items()
+        }
         caption.joined |= self._joined.get(utterance_id, set())
         caption.turns = self._turns.get(utterance_id, [])
         # The whole utterance is labelled with its first speaker; by_speaker() splits it.
@@ -203,7 +207,7 @@ class SessionWatch:
     def _translated_into(caption: Caption, target: str) -> bool:
         # Speech already in the target language is not translated.
         same = caption.language is not None and caption.language == target
-        return same or target in caption.translations or target in caption.joined
+        return same or caption.translated_to_the_end(target) or target in caption.joined
 
     def _check_done(self) -> None:
         for caption in self.ordered():

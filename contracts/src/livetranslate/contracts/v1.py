@@ -200,6 +200,18 @@ class Translation(Contract):
     text: str
     engine: str
     latency_s: float = Field(default=0.0, ge=0.0, description="From final to translation.")
+    speaker: str | None = Field(
+        default=None, description="Who spoke the source text, when diarization labelled it."
+    )
+    start_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Session time the source text starts; with several speakers in one "
+        "utterance, each speaker's part is translated on its own.",
+    )
+    end_s: float | None = Field(
+        default=None, ge=0.0, description="Session time the source text ends."
+    )
     published_at: datetime = Field(default_factory=utc_now)
 
 

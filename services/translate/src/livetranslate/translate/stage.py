@@ -11,6 +11,15 @@ never sees a session end, so the bounded wait is also what flushes the last
 fragment of a session; state of a session (context, speaker labels, ids
 already translated) is forgotten after ``session_idle_s`` without a message.
 
+Speakers inside one utterance. The VAD cuts utterances at silences, not at
+speaker changes, so one final may hold a question and its answer. When the
+final's labels show several speakers, its words are cut where the speaker
+changes and each part joins its own speaker's sentence, as a final would;
+every translation names the speaker and the session times it covers. The
+final's message is acknowledged once all its parts are translated; if one
+part fails, the message is redelivered and the parts already out are
+published again under the same ``Nats-Msg-Id``, which the stream drops.
+
 Targets, glossary and the draft setting come from the session's config in the
 KV bucket, read when a sentence is flushed, so a target added while the
 session runs applies from the next sentence on. A target no engine serves is
@@ -88,7 +97,11 @@ from livetranslate.translate.errors import UnsupportedLanguageError, Unsupported
 from livetranslate.translate.glossary import Glossary
 from livetranslate.translate.languages import normalize_language
 from livetranslate.translate.sentences import ends_sentence, joiner
-from livetranslate.translate.speakers import SpeakerLabels, split_at_speaker_changes
+from livetranslate.translate.speakers import (
+    SpeakerLabels,
+    speaker_runs,
+    split_at_speaker_changes,
+)
 from nats.aio.msg import Msg
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -245,12 +258,27 @@ class TranslateMetrics:
 
 
 @dataclass
+class _Delivery:
+    """A final's message, every delivery of it, and its parts still to translate."""
+
+    messages: list[Msg]
+    parts: int = 1
+    failed: bool = False
+
+
+@dataclass
 class _Held:
-    """One final waiting for its translation, with every delivery of its message."""
+    """A final, or one speaker's part of it, waiting for its translation."""
 
     transcript: v1.Transcript
-    messages: list[Msg]
+    delivery: _Delivery
     received_at: float
+    speaker: str | None = None
+    """The part's speaker; None for a whole final, whose speaker comes from the labels."""
+
+    @property
+    def messages(self) -> list[Msg]:
+        return self.delivery.messages
 
 
 @dataclass
@@ -290,7 +318,14 @@ class _Session:
         return utterance_id in self.covered or utterance_id in self.held
 
     def speaker_of(self, held: _Held) -> str | None:
-        return self.labels.speaker_of((held.transcript.utterance_id,))
+        return held.speaker or self.labels.speaker_of((held.transcript.utterance_id,))
+
+    def speaker_of_run(self, run: Sequence[_Held]) -> str | None:
+        """Who spoke finals flushed together: their parts' speaker, else the labels' choice."""
+        parts = [held.speaker for held in run if held.speaker]
+        if parts:
+            return parts[-1]
+        return self.labels.speaker_of(held.transcript.utterance_id for held in run)
 
     def must_wait(self, held: _Held, wait_s: float) -> bool:
         """Whether ``held`` waits for its label, or behind finals that do."""
@@ -319,8 +354,18 @@ class _Sentence:
         return joiner(self.source).join(held.transcript.text.strip() for held in self.finals)
 
     @property
+    def deliveries(self) -> list[_Delivery]:
+        unique: dict[int, _Delivery] = {id(held.delivery): held.delivery for held in self.finals}
+        return list(unique.values())
+
+    @property
     def messages(self) -> list[Msg]:
-        return [msg for held in self.finals for msg in held.messages]
+        return [msg for delivery in self.deliveries for msg in delivery.messages]
+
+    @property
+    def is_part(self) -> bool:
+        """Whether it holds one speaker's part of a final rather than whole finals."""
+        return any(held.speaker is not None for held in self.finals)
 
 
 class TranslateStage:
@@ -418,7 +463,7 @@ class TranslateStage:
         if not await self._serves_some_target(config, source, raw):
             await raw.ack()
             return
-        held = _Held(transcript, [raw], time.monotonic())
+        held = _Held(transcript, _Delivery([raw]), time.monotonic())
         if session.must_wait(held, self.settings.speaker_wait_s):
             self._wait_for_label(session, held, source)
             return
@@ -463,7 +508,7 @@ class TranslateStage:
 
     async def _give_back(self, session: _Session, held: _Held, exc: Exception) -> None:
         """Let the broker redeliver a final that failed before joining its sentence."""
-        if any(item is held for item in session.buffer):
+        if any(item.delivery is held.delivery for item in session.buffer):
             return  # the join wait retries its flush
         session.held.pop(held.transcript.utterance_id, None)
         await self._retry_or_give_up(held.messages, exc)
@@ -493,11 +538,17 @@ class TranslateStage:
         return served
 
     async def _hold(self, session: _Session, held: _Held, source: str) -> None:
+        """Hold the final, or each speaker's part of it, for its sentence."""
+        session.held[held.transcript.utterance_id] = held
+        turns = session.labels.turns_of(held.transcript.utterance_id)
+        for part in _speaker_parts(held, turns, source):
+            await self._hold_part(session, part, source)
+
+    async def _hold_part(self, session: _Session, held: _Held, source: str) -> None:
         if session.buffer and (
             session.buffer_source != source or self._speaker_changes(session, held)
         ):
             await self._flush(session, by_wait=False)
-        session.held[held.transcript.utterance_id] = held
         session.buffer.append(held)
         session.buffer.sort(key=lambda item: item.transcript.start_s)
         session.buffer_source = source
@@ -513,7 +564,7 @@ class TranslateStage:
     def _speaker_changes(self, session: _Session, held: _Held) -> bool:
         """Whether ``held`` has a known speaker other than the held finals' one."""
         speaker = session.speaker_of(held)
-        before = session.labels.speaker_of(item.transcript.utterance_id for item in session.buffer)
+        before = session.speaker_of_run(session.buffer)
         return speaker is not None and before is not None and speaker != before
 
     async def _flush(self, session: _Session, *, by_wait: bool) -> None:
@@ -525,8 +576,7 @@ class TranslateStage:
         session.buffer, session.buffer_source, session.deadline = [], None, None
         # A label that came after its final joined the buffer still splits it here.
         for run in split_at_speaker_changes(finals, session.speaker_of):
-            ids = (held.transcript.utterance_id for held in run)
-            speaker = session.labels.speaker_of(ids)
+            speaker = session.speaker_of_run(run)
             sentence = _Sentence(session.session_id, source, tuple(run), by_wait, speaker)
             await self._submit(session, config, sentence)
 
@@ -535,8 +585,7 @@ class TranslateStage:
     ) -> None:
         requests = self._requests(session, config, sentence.source, sentence.text, sentence.speaker)
         if not requests:
-            session.cover(sentence.utterance_ids)
-            await _ack(sentence.messages)
+            await self._translated(session, sentence)
             return
         if sentence.by_wait:
             self.metrics.flushed_by_wait += 1
@@ -574,29 +623,50 @@ class TranslateStage:
     ) -> None:
         failed: list[tuple[str, Exception]] = []
         # Asked again, not taken from the sentence: a label may have come since the flush.
-        speaker = session.labels.speaker_of(sentence.utterance_ids)
+        speaker = session.speaker_of_run(sentence.finals)
         for target, outcome in outcomes.items():
             if isinstance(outcome, Exception):
                 failed.append((target, outcome))
                 continue
             try:
-                await self._publish(sentence, target, outcome)
+                await self._publish(sentence, target, outcome, speaker)
             except Exception as exc:
                 failed.append((target, exc))
                 continue
             session.history.remember(target, speaker, ContextPair(sentence.text, outcome.text))
         if failed:
             self.metrics.failures += 1
-            for held in sentence.finals:
-                session.held.pop(held.transcript.utterance_id, None)
             reason = "; ".join(f"{target}: {exc!r}" for target, exc in failed)
-            await self._retry_or_give_up(sentence.messages, RuntimeError(reason))
+            await self._failed(session, sentence, RuntimeError(reason))
             return
-        session.cover(sentence.utterance_ids)
-        await _ack(sentence.messages)
+        await self._translated(session, sentence)
 
-    async def _publish(self, sentence: _Sentence, target: str, result: Result) -> None:
-        last = sentence.finals[-1]
+    async def _translated(self, session: _Session, sentence: _Sentence) -> None:
+        """Acknowledge each final whose every part is now translated."""
+        for held in sentence.finals:
+            held.delivery.parts -= 1
+        for delivery in sentence.deliveries:
+            if delivery.parts > 0 or delivery.failed:
+                continue
+            session.cover(
+                [h.transcript.utterance_id for h in sentence.finals if h.delivery is delivery]
+            )
+            await _ack(delivery.messages)
+
+    async def _failed(self, session: _Session, sentence: _Sentence, exc: Exception) -> None:
+        """Let the broker redeliver the finals; their other parts are then translated again."""
+        deliveries = [delivery for delivery in sentence.deliveries if not delivery.failed]
+        for delivery in deliveries:
+            delivery.failed = True
+        for held in sentence.finals:
+            session.held.pop(held.transcript.utterance_id, None)
+        messages = [msg for delivery in deliveries for msg in delivery.messages]
+        await self._retry_or_give_up(messages, exc)
+
+    async def _publish(
+        self, sentence: _Sentence, target: str, result: Result, speaker: str | None
+    ) -> None:
+        first, last = sentence.finals[0], sentence.finals[-1]
         translation = v1.Translation(
             session_id=sentence.session_id,
             utterance_ids=sentence.utterance_ids,
@@ -607,9 +677,15 @@ class TranslateStage:
             text=result.text,
             engine=self._engine_name(sentence.source, target),
             latency_s=time.monotonic() - last.received_at,
+            speaker=speaker,
+            start_s=first.transcript.start_s,
+            end_s=last.transcript.end_s,
         )
         self._check_glossary(sentence.session_id, sentence.utterance_ids, target, result)
         msg_id = f"{sentence.session_id}:{'+'.join(sentence.utterance_ids)}:{target}:final"
+        if sentence.is_part:
+            # Two parts of one final may each be translated alone: same ids, other times.
+            msg_id += f":{round(first.transcript.start_s * 1000)}"
         subject = subjects.translation(target, sentence.session_id)
         await self._publisher_().publish(translation, subject, msg_id=msg_id)
         self.metrics.translations += 1
@@ -788,6 +864,25 @@ class TranslateStage:
     def _publisher_(self) -> Publisher:
         assert self._publisher is not None, "bind() before publishing"
         return self._publisher
+
+
+def _speaker_parts(held: _Held, turns: Sequence[v1.SpeakerTurn], source: str) -> list[_Held]:
+    """The final cut where its words' speaker changes; the final itself when one spoke."""
+    transcript = held.transcript
+    runs = speaker_runs(transcript.words, turns)
+    if len(runs) < 2:
+        return [held]
+    held.delivery.parts = len(runs)
+    parts = []
+    for n, (speaker, words) in enumerate(runs):
+        text = joiner(source).join(word.text.strip() for word in words)
+        start_s = transcript.start_s if n == 0 else words[0].start_s
+        end_s = transcript.end_s if n == len(runs) - 1 else words[-1].end_s
+        update = {"text": text, "words": tuple(words), "start_s": start_s, "end_s": end_s}
+        part = transcript.model_copy(update=update)
+        parts.append(_Held(part, held.delivery, held.received_at, speaker))
+
+    return parts
 
 
 def _targets(config: v1.SessionConfig, source: str) -> list[str]:
