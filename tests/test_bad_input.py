@@ -21,6 +21,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import structlog
+from nats.aio.client import Client
+from typer.testing import CliRunner
+
+from livetranslate.cli.main import app
 from livetranslate.contracts import decode, decode_as, encode, encode_audio, subjects, v1
 from livetranslate.contracts import headers as h
 from livetranslate.contracts.envelope import META
@@ -30,10 +34,6 @@ from livetranslate.streams.logs import NOISY
 from livetranslate.transcribe.engine import AudioArray, Recognition
 from livetranslate.transcribe.stage import TranscribeStage
 from livetranslate.vad.stage import VadStage
-from nats.aio.client import Client
-from typer.testing import CliRunner
-
-from livetranslate.cli.main import app
 
 Pcm = npt.NDArray[np.int16]
 

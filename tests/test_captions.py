@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from livetranslate.contracts import v1
-
 from livetranslate.cli.session import Caption
+from livetranslate.contracts import v1
 
 
 def _word(text: str, start_s: float, end_s: float) -> v1.Word:

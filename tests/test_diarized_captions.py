@@ -7,14 +7,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from livetranslate.diarize.scoring import Turn, diarization_error_rate, read_rttm
-from livetranslate.ingest.decode import decode_file
 from nats.aio.client import Client
 
 from livetranslate.cli.commands import SessionRequest, _publish_session
 from livetranslate.cli.pipeline import stages
 from livetranslate.cli.session import SessionWatch
 from livetranslate.cli.stages import PIPELINE
+from livetranslate.diarize.scoring import Turn, diarization_error_rate, read_rttm
+from livetranslate.ingest.decode import decode_file
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

@@ -20,16 +20,16 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from librivox import recordings
-from livetranslate.contracts import ContractError, decode, encode, encode_audio, subjects, v1
-from livetranslate.ingest.decode import decode_file
-from livetranslate.streams import StageRunner
-from livetranslate.transcribe.stage import TranscribeStage
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from livetranslate.cli.commands import _publish_session
 from livetranslate.cli.pipeline import stages
 from livetranslate.cli.stages import StageName
+from livetranslate.contracts import ContractError, decode, encode, encode_audio, subjects, v1
+from livetranslate.ingest.decode import decode_file
+from livetranslate.streams import StageRunner
+from livetranslate.transcribe.stage import TranscribeStage
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

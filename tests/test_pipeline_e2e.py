@@ -10,14 +10,14 @@ from pathlib import Path
 import nats
 import pytest
 from librivox import recordings, wer
-from livetranslate.contracts import decode_as, v1
-from livetranslate.ingest.decode import decode_file
 from nats.aio.client import Client
 
 from livetranslate.cli.commands import SessionRequest, _publish_session
 from livetranslate.cli.pipeline import stages
 from livetranslate.cli.session import SessionWatch
 from livetranslate.cli.stages import PIPELINE
+from livetranslate.contracts import decode_as, v1
+from livetranslate.ingest.decode import decode_file
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

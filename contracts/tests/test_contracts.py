@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.contracts import ContractError, decode, decode_as, encode, encode_audio, v1
 from livetranslate.contracts import headers as h
 

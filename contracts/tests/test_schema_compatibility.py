@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from livetranslate.contracts.schema import breaking_changes, schemas
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "schemas"

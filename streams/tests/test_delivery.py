@@ -13,6 +13,8 @@ import nats
 import pytest
 import pytest_asyncio
 from faststream.nats import NatsRouter
+from nats.aio.client import Client
+
 from livetranslate.contracts import decode_as, encode, subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Delivery, Kept, Publisher, Rejected, StageRunner
@@ -20,7 +22,6 @@ from livetranslate.streams.apply import consumer_config
 from livetranslate.streams.delivery import consume
 from livetranslate.streams.server import EmbeddedServer
 from livetranslate.streams.topology import CONSUMERS, ConsumerSpec
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 import pytest_asyncio
 from librivox import FOLDER, normalise, recordings
-from livetranslate.edge import EdgeSettings, create_app, serving
 from playwright.async_api import Browser, Page, async_playwright
 
 from livetranslate.cli.pipeline import stages
 from livetranslate.cli.stages import PIPELINE
+from livetranslate.edge import EdgeSettings, create_app, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.model]
 

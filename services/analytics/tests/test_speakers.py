@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.analytics.stage import SessionFigures
 from livetranslate.contracts import v1
 

@@ -17,11 +17,12 @@ from datetime import timedelta
 import nats
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+
 from livetranslate.analytics.stage import AnalyticsSettings, AnalyticsStage
 from livetranslate.contracts import decode_as, encode, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.server import EmbeddedServer
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

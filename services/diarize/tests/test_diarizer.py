@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from livetranslate.diarize import (
     UNKNOWN,
     CentroidClusterer,

@@ -26,6 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
 from livetranslate.contracts import decode, encode, encode_audio, headers, subjects, v1
 from livetranslate.diarize import FbankOnnxEmbedder, PyannoteSegmenter
 from livetranslate.diarize.scoring import Turn, diarization_error_rate, read_rttm
@@ -33,8 +36,6 @@ from livetranslate.diarize.stage import DiarizeStage
 from livetranslate.streams import Stage, StageRunner
 from livetranslate.streams.server import EmbeddedServer
 from livetranslate.vad.stage import VadStage
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

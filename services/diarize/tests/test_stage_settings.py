@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from livetranslate.diarize import ModelUnavailableError
 from livetranslate.diarize.stage import DiarizeSettings, DiarizeStage
 from livetranslate.streams.settings import SettingsError, load

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
 from livetranslate.diarize import (
     CentroidClusterer,
     ClusterOptions,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+
 from livetranslate.edge import EdgeSettings, create_app, serving
 
 GRACE_S = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.contracts.subjects import validate_session_id
 from livetranslate.edge.access import (
     AccessDeniedError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from livetranslate.edge import EdgeSettings, create_app
 from livetranslate.edge.app import DEFAULT_WEB_DIR
 from livetranslate.edge.broker import BrokerLink

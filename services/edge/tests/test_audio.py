@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.contracts import v1
 from livetranslate.edge.audio import (
     MAX_FRAME_BYTES,

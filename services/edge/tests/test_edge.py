@@ -10,13 +10,14 @@ from typing import Literal
 import httpx
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+from websockets.asyncio.client import ClientConnection
+
 from livetranslate.contracts import encode, subjects, v1
 from livetranslate.edge import context as edge_context
 from livetranslate.edge import create_app, serving
 from livetranslate.edge.testing import connected, receive, refusal, socket_url
 from livetranslate.streams.server import EmbeddedServer, free_port
-from nats.aio.client import Client
-from websockets.asyncio.client import ClientConnection
 
 pytestmark = pytest.mark.broker
 

@@ -6,9 +6,10 @@ import json
 from typing import Literal
 
 import pytest
+from nats.js import api
+
 from livetranslate.contracts import ContractError, encode, v1
 from livetranslate.edge.feed import consumer_config, frame_for, session_subjects
-from nats.js import api
 
 
 def transcript(kind: Literal["partial", "final"]) -> v1.Transcript:

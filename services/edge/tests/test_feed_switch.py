@@ -7,11 +7,12 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from nats.aio.client import Client
+
 from livetranslate.contracts import encode, subjects, v1
 from livetranslate.edge.backlog import Backlog
 from livetranslate.edge.feed import SessionFeed
 from livetranslate.edge.hub import Hubs
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

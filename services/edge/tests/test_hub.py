@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from livetranslate.contracts import encode, subjects, v1
-from livetranslate.edge.testing import connected, socket_url
 from nats.aio.client import Client
 from websockets.asyncio.client import ClientConnection
+
+from livetranslate.contracts import encode, subjects, v1
+from livetranslate.edge.testing import connected, socket_url
 
 pytestmark = pytest.mark.broker
 

@@ -6,10 +6,11 @@ import asyncio
 
 import httpx
 import pytest
-from livetranslate.contracts import encode, subjects, v1
-from livetranslate.edge.testing import connected, create_session, receive, refusal, socket_url
 from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
+
+from livetranslate.contracts import encode, subjects, v1
+from livetranslate.edge.testing import connected, create_session, receive, refusal, socket_url
 
 pytestmark = pytest.mark.broker
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import nats.errors
 import pytest
+from nats.aio.client import Client
+
 from livetranslate.contracts import decode, headers, subjects, v1
 from livetranslate.edge.testing import closed_with, connected, create_session, socket_url
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import pytest
+
 from livetranslate.edge import EdgeStartError, create_app, serve
 from livetranslate.streams.server import free_port
 

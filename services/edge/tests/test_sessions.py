@@ -6,6 +6,8 @@ import json
 
 import httpx
 import pytest
+from nats.aio.client import Client
+
 from livetranslate.contracts import encode, subjects, v1
 from livetranslate.edge.access import token_digest
 from livetranslate.edge.testing import (
@@ -17,7 +19,6 @@ from livetranslate.edge.testing import (
     socket_url,
 )
 from livetranslate.streams.topology import ACCESS_BUCKET, SESSIONS_BUCKET
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

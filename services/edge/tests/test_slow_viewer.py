@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+from websockets.asyncio.client import ClientConnection, connect
+
 from livetranslate.contracts import encode, subjects, v1
 from livetranslate.edge import EdgeSettings, create_app, serving
 from livetranslate.edge.testing import create_session, socket_url
-from nats.aio.client import Client
-from websockets.asyncio.client import ClientConnection, connect
 
 pytestmark = pytest.mark.broker
 

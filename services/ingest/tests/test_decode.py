@@ -13,6 +13,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+
 from livetranslate.contracts.v1 import SAMPLE_RATE_HZ
 from livetranslate.ingest.decode import AudioDecodeError, chunk_samples, decode_file
 

@@ -20,6 +20,8 @@ import jiwer
 import numpy as np
 import numpy.typing as npt
 import pytest
+from pydantic import ValidationError
+
 from livetranslate.transcribe import engine
 from livetranslate.transcribe.engine import (
     ModelUnavailableError,
@@ -28,7 +30,6 @@ from livetranslate.transcribe.engine import (
     RecognizerOptions,
     WhisperRecognizer,
 )
-from pydantic import ValidationError
 
 Audio = npt.NDArray[np.float32]
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from livetranslate.transcribe.guards import (
     collapse_loops,
     cut_loops,

@@ -22,13 +22,14 @@ import nats
 import numpy as np
 import numpy.typing as npt
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
 from livetranslate.contracts import decode_as, encode_audio, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.transcribe.engine import RecognizerOptions, WhisperRecognizer
 from livetranslate.transcribe.stage import TranscribeStage
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 pytestmark = [pytest.mark.model]
 

@@ -25,15 +25,16 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
 from livetranslate.contracts import decode_as, encode_audio, subjects, v1
 from livetranslate.ingest.decode import decode_file
 from livetranslate.streams import StageRunner
 from livetranslate.streams.server import EmbeddedServer
 from livetranslate.transcribe.engine import RecognizerOptions, WhisperRecognizer
 from livetranslate.transcribe.stage import TranscribeStage
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
 from livetranslate.contracts import decode_as, encode_audio, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
@@ -35,8 +38,6 @@ from livetranslate.transcribe.engine import (
     recognize_job,
 )
 from livetranslate.transcribe.stage import TranscribeSettings, TranscribeStage
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 pytestmark = [pytest.mark.broker]
 

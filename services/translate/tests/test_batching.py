@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Sequence
 
 import pytest
+
 from livetranslate.translate.batching import (
     Batcher,
     Job,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.translate.engines import BergamotEngine, UnsupportedPairError
 
 _CITIES = ("Lisbon", "Porto", "Recife", "Curitiba", "Manaus", "Belém", "Natal")

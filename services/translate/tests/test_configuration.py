@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
 from livetranslate.translate.configuration import check_glossary, check_targets
 from livetranslate.translate.context import Context
 from livetranslate.translate.engines import (

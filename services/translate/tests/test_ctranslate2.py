@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import ctranslate2
 import pytest
+
 from livetranslate.translate.batching import Request, Result, translate_requests
 from livetranslate.translate.engines import (
     ContextPair,

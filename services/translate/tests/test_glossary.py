@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.translate.engines import BergamotEngine
 from livetranslate.translate.glossary import Glossary
 

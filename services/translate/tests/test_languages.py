@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.translate.languages import UnsupportedLanguageError, normalize_language
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from livetranslate.translate.errors import TranslationFailed
 from livetranslate.translate.sentences import ends_sentence, split_text, translate_in_pieces
 

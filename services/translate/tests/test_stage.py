@@ -17,13 +17,14 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client
+
 from livetranslate.contracts import decode, encode, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.translate.engines import BergamotEngine, Router
 from livetranslate.translate.stage import TranslateSettings, TranslateStage
 from livetranslate.translate.testing import build_tiny_marian
-from nats.aio.client import Client
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 

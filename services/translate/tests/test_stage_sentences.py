@@ -17,6 +17,8 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client
+
 from livetranslate.contracts import decode, encode, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
@@ -29,7 +31,6 @@ from livetranslate.translate.engines import (
 )
 from livetranslate.translate.stage import TranslateSettings, TranslateStage
 from livetranslate.translate.testing import build_tiny_marian, build_tiny_nllb
-from nats.aio.client import Client
 
 pytestmark = [pytest.mark.broker]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from pydantic import ValidationError
+
 from livetranslate.contracts.v1 import SAMPLE_RATE_HZ
 from livetranslate.vad.segmenter import (
     Event,
@@ -26,7 +28,6 @@ from livetranslate.vad.segmenter import (
     SpeechStart,
     VadOptions,
 )
-from pydantic import ValidationError
 
 Pcm = npt.NDArray[np.int16]
 

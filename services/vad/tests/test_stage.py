@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+
 from livetranslate.contracts import decode, encode, encode_audio, subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.ingest.decode import decode_file
@@ -26,7 +28,6 @@ from livetranslate.streams import StageRunner
 from livetranslate.streams.server import EmbeddedServer
 from livetranslate.vad.segmenter import Segmenter, SileroVad, SpeechEnd
 from livetranslate.vad.stage import VadSettings, VadStage
-from nats.aio.client import Client
 
 pytestmark = pytest.mark.broker
 

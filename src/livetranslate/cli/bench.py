@@ -63,15 +63,15 @@ from typing import TYPE_CHECKING, Any, Final
 import nats
 import numpy as np
 import numpy.typing as npt
-from livetranslate.contracts import ContractError, decode, subjects, v1
-from livetranslate.streams import Publisher, StageRunner
-from livetranslate.streams.sessions import SessionStore
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ConfigDict, Field
 
 from livetranslate.cli.pipeline import broker
+from livetranslate.contracts import ContractError, decode, subjects, v1
+from livetranslate.streams import Publisher, StageRunner
+from livetranslate.streams.sessions import SessionStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -13,12 +13,12 @@ from pathlib import Path
 import nats
 import structlog
 import typer
-from livetranslate.contracts import subjects, v1
 
 from livetranslate.cli import render
 from livetranslate.cli.pipeline import apply_to, broker, check_reachable, ignore_errors, stages
 from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
+from livetranslate.contracts import subjects, v1
 
 __all__ = [
     "GlossaryFileError",

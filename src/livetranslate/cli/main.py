@@ -171,11 +171,10 @@ def transcribe(
 @app.command()
 def models() -> None:
     """List the language pairs the configured translation engines serve."""
+    from livetranslate.cli.models import pair_lines
     from livetranslate.streams.settings import load
     from livetranslate.translate.errors import ModelFolderError
     from livetranslate.translate.stage import TranslateSettings
-
-    from livetranslate.cli.models import pair_lines
 
     try:
         lines = pair_lines(load(TranslateSettings))
@@ -322,6 +321,7 @@ def _on_signal(stop: asyncio.Event, task: asyncio.Future[None], drains: bool) ->
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from livetranslate.cli.commands import GlossaryFileError
     from livetranslate.contracts.subjects import InvalidSubjectError
     from livetranslate.edge.server import EdgeStartError
     from livetranslate.ingest.decode import AudioDecodeError
@@ -332,8 +332,6 @@ def _user_errors() -> tuple[type[Exception], ...]:
         UnsupportedLanguageError,
         UnsupportedPairError,
     )
-
-    from livetranslate.cli.commands import GlossaryFileError
 
     return (
         AudioDecodeError,

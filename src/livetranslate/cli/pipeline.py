@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import nats
-from livetranslate.streams import StageRunner
-from livetranslate.streams.apply import apply_topology
-from livetranslate.streams.server import EmbeddedServer
 from nats.aio.client import Client
 from nats.errors import NoServersError
 
 from livetranslate.cli.stages import StageName, build
+from livetranslate.streams import StageRunner
+from livetranslate.streams.apply import apply_topology
+from livetranslate.streams.server import EmbeddedServer
 
 __all__ = ["apply_to", "broker", "check_reachable", "ignore_errors", "stages"]
 

@@ -7,11 +7,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from livetranslate.contracts import ContractError, decode, v1
-from livetranslate.translate.speakers import speaker_runs
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+
+from livetranslate.contracts import ContractError, decode, v1
+from livetranslate.translate.speakers import speaker_runs
 
 __all__ = ["Caption", "CaptionCallback", "SessionWatch"]
 

@@ -19,14 +19,14 @@ from typing import Any
 
 import nats
 import numpy as np
-from livetranslate.contracts import ContractError, decode, subjects, v1
-from livetranslate.diarize.scoring import Turn, diarization_error_rate, read_rttm
-from livetranslate.ingest.decode import decode_file
 from nats.aio.msg import Msg
 
 from livetranslate.cli.commands import SessionRequest, _publish_session
 from livetranslate.cli.pipeline import broker, stages
 from livetranslate.cli.stages import StageName
+from livetranslate.contracts import ContractError, decode, subjects, v1
+from livetranslate.diarize.scoring import Turn, diarization_error_rate, read_rttm
+from livetranslate.ingest.decode import decode_file
 
 __all__ = ["measure_speakers"]
 

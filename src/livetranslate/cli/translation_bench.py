@@ -36,15 +36,15 @@ from itertools import product
 from typing import Any, Final
 
 import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from livetranslate.cli.pipeline import broker
 from livetranslate.contracts import decode, encode, subjects, v1
 from livetranslate.streams import StageRunner
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.translate.engines import BergamotEngine, Router
 from livetranslate.translate.stage import TranslateSettings, TranslateStage
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-
-from livetranslate.cli.pipeline import broker
 
 __all__ = ["measure_translation", "sentences"]
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, TypeVar
 
+from pydantic import ValidationError
+
 from livetranslate.contracts import headers as h
 from livetranslate.contracts import v1
-from pydantic import ValidationError
 
 __all__ = [
     "AUDIO_CONTRACTS",

@@ -15,8 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Final, Literal
 
-from livetranslate.contracts.subjects import validate_language, validate_session_id
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from livetranslate.contracts.subjects import validate_language, validate_session_id
 
 __all__ = [
     "CONTRACTS",

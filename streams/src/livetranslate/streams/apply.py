@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+from nats.js.errors import BucketNotFoundError, NotFoundError
+
 from livetranslate.streams.topology import (
     ACCESS_BUCKET,
     CONSUMERS,
@@ -10,9 +14,6 @@ from livetranslate.streams.topology import (
     ConsumerSpec,
     StreamSpec,
 )
-from nats.aio.client import Client
-from nats.js import JetStreamContext, api
-from nats.js.errors import BucketNotFoundError, NotFoundError
 
 __all__ = ["apply_topology", "consumer_config", "stream_config"]
 

@@ -35,14 +35,15 @@ from faststream import Context
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.message import NatsMessage
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, MsgAlreadyAckdError
+from nats.errors import Error as NatsError
+
 from livetranslate.contracts import ContractError, decode
 from livetranslate.contracts import headers as h
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.topology import CONSUMERS
-from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, MsgAlreadyAckdError
-from nats.errors import Error as NatsError
 
 __all__ = [
     "Delivery",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import structlog
 from faststream.nats import NatsBroker
+
 from livetranslate.contracts import encode, encode_audio, subjects, v1
 from livetranslate.contracts import headers as h
 from livetranslate.streams.topology import stream_for

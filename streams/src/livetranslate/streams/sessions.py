@@ -11,11 +11,12 @@ import asyncio
 import contextlib
 
 import structlog
-from livetranslate.contracts import v1
-from livetranslate.streams.topology import SESSIONS_BUCKET
 from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+
+from livetranslate.contracts import v1
+from livetranslate.streams.topology import SESSIONS_BUCKET
 
 __all__ = ["SessionStore"]
 

@@ -9,6 +9,7 @@ from typing import Protocol
 
 import structlog
 from faststream.nats import NatsBroker, NatsRouter
+
 from livetranslate.streams.logs import FASTSTREAM_LOGGER
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.sessions import SessionStore

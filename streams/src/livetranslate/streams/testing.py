@@ -13,9 +13,10 @@ from pathlib import Path
 import nats
 import pytest
 import pytest_asyncio
+from nats.aio.client import Client
+
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer
-from nats.aio.client import Client
 
 __all__ = ["nats_client", "nats_server", "nats_url"]
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 from faststream.nats import NatsRouter
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Publisher, Rejected, consume
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["AnalyticsSettings", "AnalyticsStage", "SessionFigures"]
 

@@ -28,8 +28,9 @@ from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from livetranslate.diarize.embedding import Embedding
 from pydantic import BaseModel, ConfigDict, Field
+
+from livetranslate.diarize.embedding import Embedding
 
 __all__ = [
     "UNKNOWN",

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
 from livetranslate.diarize.clustering import Assignment, OnlineClusterer, Voice
 from livetranslate.diarize.embedding import SpeakerEmbedder
 from livetranslate.diarize.segmentation import AudioArray, SpeakerActivity, SpeakerSegmenter
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["DiarizerOptions", "LabelledTurn", "SessionDiarizer"]
 

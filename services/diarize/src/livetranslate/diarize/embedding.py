@@ -14,6 +14,7 @@ from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from livetranslate.diarize.features import FbankOptions, kaldi_fbank
 from livetranslate.diarize.models import BUNDLED_EMBEDDER, onnx_session
 from livetranslate.diarize.segmentation import AudioArray

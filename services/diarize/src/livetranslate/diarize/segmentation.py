@@ -20,6 +20,7 @@ from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
 from livetranslate.diarize.models import BUNDLED_SEGMENTATION, onnx_session
 
 __all__ = ["AudioArray", "PyannoteSegmenter", "SpeakerActivity", "SpeakerSegmenter"]

@@ -30,6 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 from faststream.nats import NatsRouter
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.diarize.clustering import CentroidClusterer, ClusterOptions
@@ -39,8 +42,6 @@ from livetranslate.diarize.segmentation import PyannoteSegmenter, SpeakerSegment
 from livetranslate.streams import Publisher, Rejected, consume
 from livetranslate.streams.sessions import SessionStore
 from livetranslate.streams.settings import PREFIX, BrokerSettings
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["DiarizeSettings", "DiarizeStage"]
 

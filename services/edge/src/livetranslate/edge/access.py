@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from livetranslate.contracts import v1
-from livetranslate.streams.topology import ACCESS_BUCKET
 from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field
+
+from livetranslate.contracts import v1
+from livetranslate.streams.topology import ACCESS_BUCKET
 
 __all__ = [
     "AccessDeniedError",

@@ -6,15 +6,16 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 
 import structlog
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from starlette import status
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
 from livetranslate.contracts import v1
 from livetranslate.contracts.subjects import validate_language
 from livetranslate.edge.access import issue, new_session_id
 from livetranslate.edge.context import EdgeContext
 from livetranslate.streams.sessions import SessionStore
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from starlette import status
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 __all__ = ["MAX_BODY_BYTES", "NewSession", "Sessions"]
 

@@ -17,6 +17,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
 from livetranslate.edge.api import Sessions
 from livetranslate.edge.broker import BrokerLink
 from livetranslate.edge.context import EdgeContext
@@ -24,11 +30,6 @@ from livetranslate.edge.metrics import CONTENT_TYPE
 from livetranslate.edge.settings import EdgeSettings
 from livetranslate.edge.sockets import Microphones, Viewers
 from livetranslate.streams.settings import load
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 
 __all__ = ["DEFAULT_WEB_DIR", "create_app"]
 

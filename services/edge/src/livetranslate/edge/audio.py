@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
-from livetranslate.contracts import ContractError, decode, encode, encode_audio, subjects, v1
-from livetranslate.streams.topology import AUDIO
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from starlette import status
+
+from livetranslate.contracts import ContractError, decode, encode, encode_audio, subjects, v1
+from livetranslate.streams.topology import AUDIO
 
 __all__ = [
     "MAX_FRAME_BYTES",

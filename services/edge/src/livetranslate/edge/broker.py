@@ -12,9 +12,10 @@ import contextlib
 
 import nats.errors
 import structlog
-from livetranslate.streams.topology import ACCESS_BUCKET, AUDIO, RESULTS, SESSIONS_BUCKET
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
+
+from livetranslate.streams.topology import ACCESS_BUCKET, AUDIO, RESULTS, SESSIONS_BUCKET
 
 __all__ = ["BrokerLink"]
 

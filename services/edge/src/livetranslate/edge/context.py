@@ -6,14 +6,15 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nats.aio.client import Client
+from starlette.types import Scope
+
 from livetranslate.edge.access import AccessStore
 from livetranslate.edge.audio import PublisherSlots
 from livetranslate.edge.broker import BrokerLink
 from livetranslate.edge.hub import Hubs
 from livetranslate.edge.metrics import EdgeMetrics
 from livetranslate.edge.settings import EdgeSettings
-from nats.aio.client import Client
-from starlette.types import Scope
 
 __all__ = ["BROKER_WAIT_S", "EdgeContext"]
 

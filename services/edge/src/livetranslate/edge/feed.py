@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
 from livetranslate.contracts import ContractError, decode, headers, subjects, v1
 from livetranslate.edge.backlog import Backlog, Frame
 from livetranslate.streams.topology import RESULTS
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext, api
 
 if TYPE_CHECKING:
     from livetranslate.edge.hub import Hubs

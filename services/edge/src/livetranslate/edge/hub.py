@@ -15,12 +15,13 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
 from livetranslate.contracts import ContractError
 from livetranslate.edge.backlog import Frame
 from livetranslate.edge.feed import HEARTBEAT_S, frame_for, session_subjects
 from livetranslate.streams.topology import RESULTS
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext, api
 
 __all__ = ["Hubs", "Listener", "SessionHub"]
 

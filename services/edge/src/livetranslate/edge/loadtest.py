@@ -34,12 +34,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import nats
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection, connect
+
 from livetranslate.contracts import encode, subjects, v1
 from livetranslate.streams import logs
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer, free_port
-from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import ClientConnection, connect
 
 __all__ = ["LoadFigures", "main", "run"]
 

@@ -8,8 +8,9 @@ import gc
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
-from livetranslate.streams.server import free_port
 from starlette.types import ASGIApp
+
+from livetranslate.streams.server import free_port
 
 __all__ = ["EdgeStartError", "serve", "serving"]
 

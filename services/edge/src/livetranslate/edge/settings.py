@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from livetranslate.streams.settings import PREFIX
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from livetranslate.streams.settings import PREFIX
 
 __all__ = ["EdgeSettings", "OpenSessions"]
 

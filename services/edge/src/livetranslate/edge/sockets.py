@@ -14,6 +14,10 @@ import time
 from enum import Enum
 
 import structlog
+from nats.aio.client import Client
+from starlette import status
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
 from livetranslate.contracts.subjects import InvalidSubjectError, validate_session_id
 from livetranslate.edge.access import AccessDeniedError, Role, check
 from livetranslate.edge.audio import AudioIngest, FrameError, SessionEndedError, check_frame
@@ -21,9 +25,6 @@ from livetranslate.edge.backlog import Backlog, Frame
 from livetranslate.edge.context import EdgeContext
 from livetranslate.edge.feed import SessionFeed
 from livetranslate.edge.metrics import EdgeMetrics
-from nats.aio.client import Client
-from starlette import status
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 __all__ = ["MAX_CLOSE_REASON_BYTES", "Microphones", "Viewers"]
 

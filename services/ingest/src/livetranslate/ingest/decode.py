@@ -17,6 +17,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 from av.container import InputContainer
+
 from livetranslate.contracts.v1 import SAMPLE_RATE_HZ
 
 __all__ = [

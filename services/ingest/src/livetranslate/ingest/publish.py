@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+
 from livetranslate.contracts import subjects, v1
 from livetranslate.ingest.decode import chunk_samples
 from livetranslate.streams import Publisher

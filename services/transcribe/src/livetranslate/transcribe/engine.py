@@ -44,14 +44,15 @@ import numpy.typing as npt
 import structlog
 from faster_whisper import WhisperModel
 from faster_whisper.utils import download_model
+from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no type hints
+
 from livetranslate.transcribe.guards import (
     collapse_loops,
     ends_doubled,
     has_repeated_span,
     rms_dbfs,
 )
-from pydantic import BaseModel, ConfigDict, Field
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no type hints
 
 __all__ = [
     "AudioArray",

