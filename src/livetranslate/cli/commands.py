@@ -110,14 +110,14 @@ async def up(
 ) -> None:
     """Broker, stages and edge; on stop the edge goes first, the broker last."""
     from livetranslate.edge.app import create_app
-    from livetranslate.edge.server import serve
+    from livetranslate.edge.server import serving
 
     async with broker(nats_url, data_dir, broker_port) as url:
         if nats_url is not None:
             await apply_to(url)
-        async with stages(url, PIPELINE):
-            typer.echo(f"LiveTranslate is up: page http://{host}:{port}/  broker {url}", err=True)
-            await serve(create_app(url), host=host, port=port, stop=stop)
+        async with stages(url, PIPELINE), serving(create_app(url), host, port) as address:
+            typer.echo(f"LiveTranslate is up: page http://{address}/  broker {url}", err=True)
+            await stop.wait()
 
 
 async def run_stages(url: str, names: Sequence[StageName], stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
@@ -23,7 +24,6 @@ is cut off by uvicorn (close 1009) before it is buffered."""
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 15.0
-POLL_S = 0.02
 
 
 class EdgeStartError(RuntimeError):
@@ -31,7 +31,12 @@ class EdgeStartError(RuntimeError):
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process that runs it."""
+    """A uvicorn server that leaves signal handling to the process that runs it,
+    and says when it listens."""
+
+    def __init__(self, config: uvicorn.Config, listening: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self._listening = listening
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -39,11 +44,26 @@ class _Server(uvicorn.Server):
         # serves; here the caller decides when to stop, through ``stop``.
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # uvicorn sets ``started`` once its own sockets are bound. Asking the
+        # port instead would be fooled by another process that holds it.
+        if self.started and self._listening is not None:
+            self._listening.set()
+
 
 async def serve(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 8000, *, stop: asyncio.Event
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    stop: asyncio.Event,
+    listening: asyncio.Event | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down gracefully."""
+    """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down gracefully.
+
+    ``listening`` is set once the edge accepts connections.
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -55,7 +75,7 @@ async def serve(
         # step of the fan-out (measured with 200 viewers); captions are small.
         ws_per_message_deflate=False,
     )
-    server = _Server(config)
+    server = _Server(config, listening)
     _freeze_startup_objects()
     watcher = asyncio.create_task(_exit_when_set(server, stop))
     try:
@@ -83,35 +103,40 @@ async def _exit_when_set(server: uvicorn.Server, stop: asyncio.Event) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``app`` on a free port while the block runs; yields ``host:port``.
+async def serving(
+    app: ASGIApp, host: str = "127.0.0.1", port: int | None = None
+) -> AsyncIterator[str]:
+    """Serve ``app`` on ``port`` (None: a free one) while the block runs; yields ``host:port``.
 
-    For tests and the load script: the block starts once the port accepts
-    connections, and the server has shut down when it ends.
+    The block starts once the port accepts connections, so that whatever it
+    announces is true, and the server has shut down when it ends.
     """
-    port = free_port()
+    port = free_port() if port is None else port
     stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, host, port, stop=stop))
+    listening = asyncio.Event()
+    server = asyncio.create_task(serve(app, host, port, stop=stop, listening=listening))
     try:
-        await _until_listening(host, port, server)
+        await _until_listening(host, port, server, listening)
         yield f"{host}:{port}"
     finally:
         stop.set()
         await asyncio.wait_for(server, STOP_TIMEOUT_S)
 
 
-async def _until_listening(host: str, port: int, server: asyncio.Task[None]) -> None:
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
-    while asyncio.get_running_loop().time() < deadline:
-        if server.done():
-            server.result()  # raises EdgeStartError
-            raise EdgeStartError(f"edge stopped before serving on http://{host}:{port}")
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            await asyncio.sleep(POLL_S)
-            continue
-        writer.close()
-        await writer.wait_closed()
+async def _until_listening(
+    host: str, port: int, server: asyncio.Task[None], listening: asyncio.Event
+) -> None:
+    """Return once ``listening`` is set; raise why if the server ends first or is late."""
+    waiting = asyncio.create_task(listening.wait())
+    try:
+        await asyncio.wait(
+            {server, waiting}, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        waiting.cancel()
+    if listening.is_set():
         return
+    if server.done():
+        server.result()  # raises EdgeStartError
+        raise EdgeStartError(f"edge stopped before serving on http://{host}:{port}")
     raise EdgeStartError(f"edge did not listen on http://{host}:{port} within {START_TIMEOUT_S} s")
