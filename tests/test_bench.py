@@ -35,6 +35,8 @@ def test_bench_of_one_file_reports_every_figure(tmp_path: Path) -> None:
     assert 0.0 <= report["wer"] <= 0.5
     assert 0.0 <= report["offline_wer"] <= 0.5
     assert report["wer_ratio"] is None or report["wer_ratio"] >= 0.0
+    assert report["offline_wide_beam"] == 5
+    assert 0.0 <= report["offline_wide_beam_wer"] <= 0.5
     for key in ("cpu_s_per_audio_s", "offline_cpu_s_per_audio_s", "cpu_ratio"):
         assert 0.0 < report[key] < 10.0
     assert report["finals_missing"] == 0

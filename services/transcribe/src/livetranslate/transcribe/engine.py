@@ -721,18 +721,20 @@ class WhisperRecognizer:
 
         return str(language), float(probability)
 
-    def transcribe_plain(self, audio: AudioArray, *, language: str | None) -> str:
+    def transcribe_plain(
+        self, audio: AudioArray, *, language: str | None, beam_size: int | None = None
+    ) -> str:
         """faster-whisper's own ``transcribe()`` of ``audio``: the offline reference.
 
-        The same model and decoding options (beam, temperatures, thresholds, word
-        timestamps), without short windows, token caps or guards: what a
-        benchmark compares the streaming path with.
+        The same model and decoding options (beam unless ``beam_size`` is given,
+        temperatures, thresholds, word timestamps), without short windows, token
+        caps or guards: what a benchmark compares the streaming path with.
         """
         options = self.options
         segments, _ = self._model.transcribe(
             _checked_audio(audio),
             language=self._language(language),
-            beam_size=options.beam_size,
+            beam_size=beam_size or options.beam_size,
             temperature=list(options.temperatures),
             compression_ratio_threshold=options.compression_ratio_threshold,
             log_prob_threshold=options.log_prob_threshold,
