@@ -15,7 +15,14 @@ import structlog
 import typer
 
 from livetranslate.cli import render
-from livetranslate.cli.pipeline import apply_to, broker, check_reachable, ignore_errors, stages
+from livetranslate.cli.pipeline import (
+    apply_to,
+    broker,
+    check_reachable,
+    ignore_errors,
+    stages,
+    stages_served,
+)
 from livetranslate.cli.session import Caption, CaptionCallback, SessionWatch
 from livetranslate.cli.stages import PIPELINE, StageName
 from livetranslate.contracts import subjects, v1
@@ -152,7 +159,7 @@ async def transcribe(
     samples = await asyncio.to_thread(decode_file, file)
     duration_s = len(samples) / v1.SAMPLE_RATE_HZ
     with _progress(duration_s) as advance:
-        async with broker(nats_url, None) as url, stages(url, PIPELINE):
+        async with broker(nats_url, None) as url, stages(url, await _stages_to_run(url)):
             client = await nats.connect(url, error_cb=ignore_errors)
             watch = SessionWatch(
                 client,
@@ -170,6 +177,15 @@ async def transcribe(
                 # Closed before the embedded broker stops, so nothing reports its loss.
                 await client.close()
     _print_result(output, config.session_id, watch)
+
+
+async def _stages_to_run(url: str) -> list[StageName]:
+    """The pipeline's stages that no process runs on ``url`` yet; says which it uses."""
+    served = await stages_served(url, PIPELINE)
+    if served:
+        names = ", ".join(name.value for name in PIPELINE if name in served)
+        typer.echo(f"using the stages already running at {url}: {names}", err=True)
+    return [name for name in PIPELINE if name not in served]
 
 
 LONG_FILE_S = 60.0
