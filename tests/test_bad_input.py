@@ -426,3 +426,55 @@ def test_cli_publish_refuses_a_chunk_length_out_of_range_before_publishing(
     # Typer refuses the value itself, as a usage error, before anything runs.
     assert result.exit_code == 2
     assert "--chunk-ms" in result.output
+
+
+@pytest.mark.parametrize("sessions", ["0", "-1", "1,0", "abc", ""])
+def test_cli_bench_refuses_session_counts_below_one_before_running(
+    cli: CliRunner, sessions: str
+) -> None:
+    line = _one_error_line(cli, ["bench", str(RECORDING), "--sessions", sessions])
+
+    assert f"--sessions {sessions!r}" in line
+
+
+@pytest.mark.parametrize("command", [["up"], ["run", "edge"]])
+def test_cli_refuses_a_port_out_of_range_as_a_usage_error(
+    cli: CliRunner, command: list[str]
+) -> None:
+    result = cli.invoke(app, [*command, "--port", "99999"])
+
+    # Typer refuses the value itself, naming the option and its range.
+    assert result.exit_code == 2
+    assert "--port" in result.output
+    assert "65535" in result.output
+
+
+def test_cli_unknown_stage_lists_every_stage(cli: CliRunner) -> None:
+    line = _one_error_line(cli, ["run", "nosuchstage"])
+
+    for stage in ("vad", "transcribe", "translate", "diarize", "analytics", "edge"):
+        assert stage in line
+
+
+@pytest.mark.model
+def test_cli_transcribe_with_a_device_this_machine_lacks_says_so(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVETRANSLATE_TRANSCRIBE_DEVICE", "cuda")
+
+    line = _one_error_line(cli, ["transcribe", str(RECORDING)])
+
+    assert "cannot load the model" in line
+    assert "on cuda" in line
+
+
+def test_a_compute_type_ctranslate2_lacks_stops_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from livetranslate.streams.settings import SettingsError, load
+    from livetranslate.transcribe.stage import TranscribeSettings
+
+    monkeypatch.setenv("LIVETRANSLATE_TRANSCRIBE_COMPUTE_TYPE", "bogus")
+
+    with pytest.raises(SettingsError, match="LIVETRANSLATE_TRANSCRIBE_COMPUTE_TYPE"):
+        load(TranscribeSettings)

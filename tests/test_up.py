@@ -96,3 +96,4 @@ def test_up_on_a_taken_port_says_so_and_exits(tmp_path: Path) -> None:
             said = stderr.read_text()
             assert f"error: edge could not start on http://127.0.0.1:{port}" in said
             assert "is up" not in said
+            assert "nats_server.started" not in said  # it stopped before starting anything

@@ -66,7 +66,7 @@ import numpy.typing as npt
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from livetranslate.cli.pipeline import broker
 from livetranslate.contracts import ContractError, decode, subjects, v1
@@ -108,7 +108,7 @@ class BenchOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     files: tuple[Path, ...] = Field(min_length=1, description="Recordings to play.")
-    sessions: tuple[int, ...] = Field(
+    sessions: tuple[PositiveInt, ...] = Field(
         default=(1,), min_length=1, description="Simultaneous sessions; several give a curve."
     )
     pause_s: float = Field(default=2.0, ge=0.0, description="Silence between two recordings.")

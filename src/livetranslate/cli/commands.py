@@ -117,8 +117,9 @@ async def up(
 ) -> None:
     """Broker, stages and edge; on stop the edge goes first, the broker last."""
     from livetranslate.edge.app import create_app
-    from livetranslate.edge.server import serving
+    from livetranslate.edge.server import check_port_free, serving
 
+    check_port_free(host, port)  # before the broker and the models, not after
     async with broker(nats_url, data_dir, broker_port) as url:
         if nats_url is not None:
             await apply_to(url)

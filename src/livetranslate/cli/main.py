@@ -3,7 +3,9 @@
 Transcribe a file and print its captions (transcribe), start the whole
 pipeline with an embedded broker and the page (up), run one stage against a
 broker (run), publish a file as a live session (publish), apply the
-topology (streams apply).
+topology (streams apply), list the translation pairs on offer (models),
+measure latency, accuracy and CPU (bench), write the contracts' JSON
+Schemas (schemas).
 """
 
 from __future__ import annotations
@@ -74,9 +76,11 @@ def up(
         Path, typer.Option(help="Embedded broker's store: sessions stay replayable here.")
     ] = Path(".livetranslate/nats"),
     host: Annotated[str, typer.Option(help="Address the edge listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the edge's page and WebSocket.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the edge's page and WebSocket.")
+    ] = 8000,
     broker_port: Annotated[
-        int, typer.Option(help="Port of the embedded broker (127.0.0.1 only).")
+        int, typer.Option(min=1, max=65535, help="Port of the embedded broker (127.0.0.1 only).")
     ] = 4222,
 ) -> None:
     """Run the broker (unless --nats), every stage and the edge, until Ctrl-C."""
@@ -93,7 +97,7 @@ def run(
     ],
     nats: BrokerOption = DEFAULT_URL,
     host: Annotated[str, typer.Option(help="Edge only: listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Edge only: port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Edge only: port.")] = 8000,
 ) -> None:
     """Run one stage against a broker, until Ctrl-C."""
     from livetranslate.cli import commands
@@ -107,7 +111,8 @@ def run(
         name = StageName(stage)
     except ValueError:
         raise fail(
-            f"unknown stage {stage!r}; choose from vad, transcribe, translate, analytics, edge"
+            f"unknown stage {stage!r}; choose from "
+            + ", ".join([*(known.value for known in StageName), "edge"])
         ) from None
     _run(lambda stop: commands.run_stages(url, [name], stop))
 
@@ -184,6 +189,17 @@ def models() -> None:
         typer.echo(line)
 
 
+def _session_counts(text: str) -> tuple[int, ...]:
+    """``--sessions``: one count or a comma-separated list, each at least 1."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise fail(f"--sessions {text!r}: expected counts of at least 1, such as 4 or 1,2,4,8")
+    return counts
+
+
 @app.command()
 def bench(
     files: Annotated[list[Path], typer.Argument(help="Recordings; references beside them.")],
@@ -212,18 +228,17 @@ def bench(
     from livetranslate.cli import bench as benchmark
 
     _setup_logging("WARNING")
-    counts = "1,2,4,8" if curve else sessions
     try:
         options = benchmark.BenchOptions(
             files=tuple(files),
-            sessions=tuple(int(count) for count in counts.split(",")),
+            sessions=(1, 2, 4, 8) if curve else _session_counts(sessions),
             long_minutes=long_minutes,
             pause_s=pause_s,
             model=model,
             language=language,
         )
     except ValueError as exc:
-        raise fail(f"--sessions {counts!r} or another option: {exc}") from None
+        raise fail(f"invalid benchmark options: {exc}") from None
     report: dict[str, object] = {}
     _run(lambda _: benchmark.run(options, report))
     if translation:

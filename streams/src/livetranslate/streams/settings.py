@@ -12,11 +12,26 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
-__all__ = ["BrokerSettings", "SettingsError", "load"]
+__all__ = ["BrokerSettings", "ComputeType", "SettingsError", "load"]
 
 PREFIX = "LIVETRANSLATE_"
 
 S = TypeVar("S", bound=BaseSettings)
+
+ComputeType = Literal[
+    "default",
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+"""The weight types CTranslate2 accepts; whether the device supports one is
+known only when a model loads."""
 
 
 class SettingsError(SystemExit):

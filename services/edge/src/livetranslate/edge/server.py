@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from livetranslate.streams.server import free_port
 
-__all__ = ["EdgeStartError", "serve", "serving"]
+__all__ = ["EdgeStartError", "check_port_free", "serve", "serving"]
 
 GRACEFUL_SHUTDOWN_S = 5
 """Open sockets are closed (1012) at shutdown; this bounds the wait for their handlers."""
@@ -28,6 +28,23 @@ STOP_TIMEOUT_S = 15.0
 
 class EdgeStartError(RuntimeError):
     """uvicorn could not start the edge: the port is taken or the app failed to start."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``EdgeStartError`` when ``host:port`` cannot be bound now.
+
+    For callers with slow work to do before they serve (a broker, models): they
+    fail before it rather than after. The port may still be taken in between.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise EdgeStartError(
+            f"edge could not start on http://{host}:{port}: {exc.strerror or exc}"
+        ) from exc
 
 
 class _Server(uvicorn.Server):

@@ -47,6 +47,7 @@ from faster_whisper.utils import download_model
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no type hints
 
+from livetranslate.streams.settings import ComputeType
 from livetranslate.transcribe.guards import (
     collapse_loops,
     ends_doubled,
@@ -120,7 +121,7 @@ class RecognizerOptions(BaseModel):
         default="cpu", description="Where the model runs; auto takes CUDA when present."
     )
     device_index: int = Field(default=0, ge=0, description="Which GPU, on cuda.")
-    compute_type: str = Field(
+    compute_type: ComputeType = Field(
         default="int8",
         description=(
             "CTranslate2 weight type. int8 is the fastest on CPU at no measured cost in "
@@ -1081,15 +1082,23 @@ def _load_model(options: RecognizerOptions) -> _WindowedWhisperModel:
     log.info(
         "model.loading", folder=str(folder), device=options.device, compute=options.compute_type
     )
-    return _WindowedWhisperModel(
-        str(folder),
-        device=options.device,
-        device_index=options.device_index,
-        compute_type=options.compute_type,
-        cpu_threads=options.cpu_threads,
-        num_workers=options.num_workers,
-        local_files_only=True,
-    )
+    try:
+        return _WindowedWhisperModel(
+            str(folder),
+            device=options.device,
+            device_index=options.device_index,
+            compute_type=options.compute_type,
+            cpu_threads=options.cpu_threads,
+            num_workers=options.num_workers,
+            local_files_only=True,
+        )
+    except (RuntimeError, ValueError) as exc:
+        # CTranslate2 finds out only now that a device is missing or lacks the
+        # compute type; its message says which.
+        raise ModelUnavailableError(
+            f"cannot load the model in {folder} on {options.device} "
+            f"as {options.compute_type}: {exc}"
+        ) from exc
 
 
 def _single_threaded_blas() -> None:

@@ -49,7 +49,7 @@ from livetranslate.contracts import subjects, v1
 from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Delivery, Kept, Publisher, Rejected, consume
 from livetranslate.streams.sessions import SessionStore
-from livetranslate.streams.settings import PREFIX, BrokerSettings
+from livetranslate.streams.settings import PREFIX, BrokerSettings, ComputeType
 from livetranslate.streams.topology import CONSUMERS
 from livetranslate.transcribe.engine import (
     BatchRecognizer,
@@ -105,7 +105,7 @@ class TranscribeSettings(BrokerSettings):
         default=None, description="Model folder or name; unset uses the bundled tiny.en."
     )
     device: str = Field(default="cpu", pattern="^(cpu|cuda|auto)$", description="Where to run.")
-    compute_type: str = Field(default="int8", description="CTranslate2 compute type.")
+    compute_type: ComputeType = Field(default="int8", description="CTranslate2 compute type.")
     cpu_threads: int = Field(
         default=1,
         ge=0,

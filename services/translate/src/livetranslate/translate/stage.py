@@ -85,7 +85,7 @@ from livetranslate.contracts.envelope import Decoded
 from livetranslate.streams import Publisher, Rejected, consume
 from livetranslate.streams.delivery import retry_or_give_up
 from livetranslate.streams.sessions import SessionStore
-from livetranslate.streams.settings import PREFIX, BrokerSettings
+from livetranslate.streams.settings import PREFIX, BrokerSettings, ComputeType
 from livetranslate.streams.topology import CONSUMERS
 from livetranslate.translate.batching import Batcher, Job, Outcome, Request, Result
 from livetranslate.translate.context import ContextHistory, ContextPair
@@ -132,7 +132,7 @@ class TranslateSettings(BrokerSettings):
     ct2_device: Literal["cpu", "cuda", "auto"] = Field(
         default="cpu", description="Where CTranslate2 models run; cuda needs a GPU build."
     )
-    ct2_compute_type: str = Field(
+    ct2_compute_type: ComputeType = Field(
         default="default", description="CTranslate2 weight type; int8 is fastest on a CPU."
     )
     ct2_inter_threads: int = Field(
