@@ -478,3 +478,22 @@ def test_a_compute_type_ctranslate2_lacks_stops_start_up_naming_the_variable(
 
     with pytest.raises(SettingsError, match="LIVETRANSLATE_TRANSCRIBE_COMPUTE_TYPE"):
         load(TranscribeSettings)
+
+
+@pytest.mark.model
+@pytest.mark.broker
+def test_cli_transcribe_of_silence_says_it_found_no_speech(cli: CliRunner, tmp_path: Path) -> None:
+    import wave
+
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(v1.SAMPLE_RATE_HZ)
+        out.writeframes(bytes(3 * v1.SAMPLE_RATE_HZ * 2))
+
+    result = cli.invoke(app, ["transcribe", str(silence)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"no speech found in {silence}" in result.stderr

@@ -178,6 +178,9 @@ async def transcribe(
                 # Closed before the embedded broker stops, so nothing reports its loss.
                 await client.close()
     _print_result(output, config.session_id, watch)
+    if not watch.ordered():
+        # Silence, noise or music: say so, or an empty output looks like a fault.
+        typer.echo(f"no speech found in {file}", err=True)
 
 
 async def _stages_to_run(url: str) -> list[StageName]:
