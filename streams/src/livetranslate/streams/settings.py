@@ -6,6 +6,9 @@ wrong value stops start-up with a message naming the variable.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
@@ -58,7 +61,14 @@ class BrokerSettings(BaseSettings):
 
 
 def load(settings_type: type[S]) -> S:
-    """Read ``settings_type`` from the environment, or stop naming what is wrong."""
+    """Read ``settings_type`` from the environment, or stop naming what is wrong.
+
+    A variable under the type's own prefix that names none of its settings is
+    wrong too (a misspelling would otherwise leave the default in force).
+    """
+    unknown = _unknown_variables(settings_type, os.environ)
+    if unknown:
+        raise SettingsError(unknown)
     try:
         return settings_type()
     except ValidationError as exc:
@@ -67,6 +77,24 @@ def load(settings_type: type[S]) -> S:
         # pydantic-settings reports a variable that is not valid JSON (for a
         # dict or list setting) with its field's name, before validation.
         raise SettingsError(f"invalid configuration: {exc} (the value must be JSON)") from exc
+
+
+def _unknown_variables(settings_type: type[BaseSettings], environ: Mapping[str, str]) -> str:
+    """What is wrong with the variables under the type's prefix that it lacks; "" if none."""
+    prefix = str(settings_type.model_config.get("env_prefix", "")).upper()
+    if prefix == PREFIX:
+        return ""  # every setting of every stage lies under the common prefix
+    known = sorted(name.upper() for name in settings_type.model_fields)
+    lines = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if name.startswith(prefix) and name.removeprefix(prefix) not in known:
+            close = difflib.get_close_matches(name.removeprefix(prefix), known, n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+            lines.append(f"  {variable} is not a setting{hint}")
+    if not lines:
+        return ""
+    return "\n".join(["invalid configuration:", *lines, f"  {prefix}* takes: {', '.join(known)}"])
 
 
 def _explain(settings_type: type[BaseSettings], exc: ValidationError) -> str:
