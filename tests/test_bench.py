@@ -1,8 +1,12 @@
-"""``livetranslate bench`` on one recording: every figure the issue asks for is there."""
+"""``livetranslate bench`` on one recording: every figure is there, and a signal stops it."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,3 +46,20 @@ def test_bench_of_one_file_reports_every_figure(tmp_path: Path) -> None:
     assert report["finals_missing"] == 0
     assert set(report["drops"]) == {"final", "partial", "cut"}
     assert "final_latency_s" in result.output
+
+
+def test_bench_stops_at_the_first_sigterm(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("livetranslate")
+    bench = subprocess.Popen(
+        # A curve plays for a minute or more: a stop within seconds is the signal's doing.
+        [str(cli), "bench", str(RECORDING), "--curve", "--json", str(tmp_path / "b.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(8.0)  # broker up, models loading or sessions playing
+    assert bench.poll() is None, "the run ended before the signal; nothing was tested"
+
+    bench.send_signal(signal.SIGTERM)
+
+    assert bench.wait(10) == 130
+    assert not (tmp_path / "b.json").exists()

@@ -58,7 +58,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import nats
 import numpy as np
@@ -66,7 +66,7 @@ import numpy.typing as npt
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from livetranslate.cli.pipeline import broker
 from livetranslate.contracts import ContractError, decode, subjects, v1
@@ -87,6 +87,10 @@ Pcm = npt.NDArray[np.int16]
 SAMPLE_RATE_HZ: Final = v1.SAMPLE_RATE_HZ
 LONG_PAUSES_S: Final = (2.0, 5.0, 10.0, 20.0, 30.0)
 """Pauses a long session cycles through between recordings."""
+MAX_SESSIONS: Final = 64
+"""Most simultaneous sessions a run plays: each holds its recordings and traces in
+memory, and one worker sustains about 8 on 2 cores."""
+
 WINDOW_S: Final = 300.0
 """A long session compares its first and last this many seconds."""
 
@@ -108,7 +112,7 @@ class BenchOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     files: tuple[Path, ...] = Field(min_length=1, description="Recordings to play.")
-    sessions: tuple[PositiveInt, ...] = Field(
+    sessions: tuple[Annotated[int, Field(ge=1, le=MAX_SESSIONS)], ...] = Field(
         default=(1,), min_length=1, description="Simultaneous sessions; several give a curve."
     )
     pause_s: float = Field(default=2.0, ge=0.0, description="Silence between two recordings.")

@@ -190,13 +190,18 @@ def models() -> None:
 
 
 def _session_counts(text: str) -> tuple[int, ...]:
-    """``--sessions``: one count or a comma-separated list, each at least 1."""
+    """``--sessions``: one count or a comma-separated list, each from 1 to the most."""
+    from livetranslate.cli import bench as benchmark
+
     try:
         counts = tuple(int(part) for part in text.split(","))
     except ValueError:
         counts = ()
-    if not counts or min(counts) < 1:
-        raise fail(f"--sessions {text!r}: expected counts of at least 1, such as 4 or 1,2,4,8")
+    if not counts or min(counts) < 1 or max(counts) > benchmark.MAX_SESSIONS:
+        raise fail(
+            f"--sessions {text!r}: expected counts from 1 to {benchmark.MAX_SESSIONS}, "
+            "such as 4 or 1,2,4,8"
+        )
     return counts
 
 
@@ -240,7 +245,7 @@ def bench(
     except ValueError as exc:
         raise fail(f"invalid benchmark options: {exc}") from None
     report: dict[str, object] = {}
-    _run(lambda _: benchmark.run(options, report))
+    _run(lambda _: benchmark.run(options, report), drains=False)
     if translation:
         report["translation"] = _measured(_translation_figures)
     if speakers is not None:
