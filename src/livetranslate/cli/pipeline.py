@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Sequence
@@ -12,11 +11,11 @@ import nats
 from nats.aio.client import Client
 from nats.errors import NoServersError
 
-from livetranslate.cli.stages import CONSUMER, StageName, build
+from livetranslate.cli.stages import StageName, build
 from livetranslate.streams import StageRunner
 from livetranslate.streams.apply import apply_topology
 from livetranslate.streams.server import EmbeddedServer
-from livetranslate.streams.topology import CONSUMERS
+from livetranslate.streams.stage import running
 
 __all__ = [
     "apply_to",
@@ -26,11 +25,6 @@ __all__ = [
     "stages",
     "stages_served",
 ]
-
-SERVED_CHECKS = 3
-"""Looks at each consumer before a stage counts as not served: a running stage
-leaves its consumer without a waiting pull only between two fetches."""
-SERVED_CHECK_GAP_S = 0.1
 
 
 async def check_reachable(url: str) -> None:
@@ -70,27 +64,16 @@ async def _connect_once(url: str) -> Client:
 async def stages_served(url: str, names: Sequence[StageName]) -> set[StageName]:
     """Those of ``names`` that some process already runs on the broker at ``url``.
 
-    A running stage keeps a pull request waiting on its durable consumer. A
-    second copy started here would share that consumer and split each
-    session's messages with the first, so neither would see a whole session.
-    A stage that stopped a moment ago may still count: its last pull request
-    lasts until its fetch times out (5 s).
+    Running stages answer NATS service discovery. A second copy started here
+    would share a stage's durable consumer and split each session's messages
+    with the first, so neither would see a whole session.
     """
     client = await _connect_once(url)
     try:
-        jetstream = client.jetstream()
-        served: set[StageName] = set()
-        for attempt in range(SERVED_CHECKS):
-            for name in names:
-                spec = CONSUMERS[CONSUMER[name]]
-                info = await jetstream.consumer_info(spec.stream, spec.durable)
-                if info.num_waiting:
-                    served.add(name)
-            if attempt + 1 < SERVED_CHECKS:
-                await asyncio.sleep(SERVED_CHECK_GAP_S)
-        return served
+        found = await running(client, [name.value for name in names])
     finally:
         await client.close()
+    return {name for name in names if name.value in found}
 
 
 async def ignore_errors(_: Exception) -> None:

@@ -7,11 +7,10 @@ recogniser's or translator's libraries.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Final
 
 from livetranslate.streams import Stage
 
-__all__ = ["CONSUMER", "PIPELINE", "StageName", "build"]
+__all__ = ["PIPELINE", "StageName", "build"]
 
 
 class StageName(Enum):
@@ -30,16 +29,6 @@ PIPELINE = (
     StageName.analytics,
 )
 """The stages ``up`` and ``transcribe`` run in one process."""
-
-CONSUMER: Final = {
-    StageName.vad: "vad",
-    StageName.transcribe: "transcribe",
-    StageName.translate: "translate",
-    StageName.diarize: "diarize",
-    StageName.analytics: "analytics-finals",
-}
-"""A durable consumer of each stage (``streams.topology.CONSUMERS``): one that its
-every running copy pulls from."""
 
 
 def build(name: StageName) -> Stage:

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+import nats.errors
 import structlog
 from faststream.nats import NatsBroker, NatsRouter
+from nats import micro
+from nats.aio.client import Client
+from nats.micro.service import Service, ServiceConfig
 
 from livetranslate.streams.logs import FASTSTREAM_LOGGER
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.sessions import SessionStore
 
-__all__ = ["Stage", "StageRunner", "connect_broker"]
+__all__ = ["SERVICE_PREFIX", "SERVICE_VERSION", "Stage", "StageRunner", "connect_broker", "running"]
+
+SERVICE_PREFIX = "livetranslate-"
+"""Each running stage answers NATS service discovery as ``livetranslate-<stage>``."""
+SERVICE_VERSION = "1.0.0"
+"""The version the stages announce (service discovery wants semantic versions)."""
+DISCOVERY_WAIT_S = 0.5
+"""How long ``running`` collects answers: each comes from a stage's event loop,
+which answers between messages even while its models decode on threads."""
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +82,11 @@ class StageRunner:
             await stage.start(self.sessions)
             log.info("stage.started", stage=stage.name)
         await self.broker.start()
+        self._services = [await _announce(client, stage.name) for stage in self.stages]
 
     async def stop(self) -> None:
+        for service in getattr(self, "_services", []):
+            await service.stop()
         await self.broker.stop()
         for stage in reversed(self.stages):
             await stage.stop()
@@ -83,3 +99,37 @@ class StageRunner:
             await stop.wait()
         finally:
             await self.stop()
+
+
+async def _announce(client: Client, stage: str) -> Service:
+    """Answer service discovery for ``stage`` while it consumes."""
+    config = ServiceConfig(
+        name=f"{SERVICE_PREFIX}{stage}",
+        version=SERVICE_VERSION,
+        description=f"LiveTranslate {stage} stage",
+    )
+    return await micro.add_service(client, config)
+
+
+async def running(client: Client, stages: Sequence[str]) -> set[str]:
+    """Those of ``stages`` that some process on ``client``'s broker runs now."""
+    found: set[str] = set()
+    inbox = client.new_inbox()
+    subscription = await client.subscribe(inbox)
+    try:
+        for stage in stages:
+            await client.publish(f"$SRV.PING.{SERVICE_PREFIX}{stage}", b"", reply=inbox)
+        await client.flush()
+        deadline = asyncio.get_running_loop().time() + DISCOVERY_WAIT_S
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                reply = await subscription.next_msg(timeout=left)
+            except nats.errors.TimeoutError:
+                break
+            if not reply.data:
+                continue  # the broker's "no responders" for a stage nobody runs
+            name = json.loads(reply.data).get("name", "")
+            found.add(name.removeprefix(SERVICE_PREFIX))
+    finally:
+        await subscription.unsubscribe()
+    return found & set(stages)
