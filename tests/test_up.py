@@ -24,7 +24,9 @@ CLI = Path(sys.executable).with_name("livetranslate")
 
 
 @contextlib.contextmanager
-def _up(tmp_path: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def _up(
+    tmp_path: Path, port: int, **environ: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """``livetranslate up`` on ``port``, and the file its stderr goes to.
 
     A file, not a pipe: a pipe nobody reads fills up and stalls the process.
@@ -44,7 +46,7 @@ def _up(tmp_path: Path, port: int) -> Iterator[tuple[subprocess.Popen[bytes], Pa
         ],
         stderr=stderr.open("wb"),
         stdout=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **environ},
     )
     try:
         yield process, stderr
@@ -97,3 +99,15 @@ def test_up_on_a_taken_port_says_so_and_exits(tmp_path: Path) -> None:
             assert f"error: edge could not start on http://127.0.0.1:{port}" in said
             assert "is up" not in said
             assert "nats_server.started" not in said  # it stopped before starting anything
+
+
+@pytest.mark.timeout(120)
+def test_up_with_a_misspelt_setting_stops_before_starting_anything(tmp_path: Path) -> None:
+    with _up(tmp_path, free_port(), LIVETRANSLATE_VAD_THRESHOLDD="0.5") as (process, stderr):
+        assert process.wait(START_TIMEOUT_S) != 0
+        said = stderr.read_text()
+
+    assert "LIVETRANSLATE_VAD_THRESHOLDD is not a setting" in said
+    assert "did you mean LIVETRANSLATE_VAD_THRESHOLD?" in said
+    assert "nats_server.started" not in said
+    assert not (tmp_path / "nats").exists()

@@ -19,6 +19,7 @@ from livetranslate.cli.pipeline import (
     apply_to,
     broker,
     check_reachable,
+    check_settings,
     ignore_errors,
     stages,
     stages_served,
@@ -119,7 +120,8 @@ async def up(
     from livetranslate.edge.app import create_app
     from livetranslate.edge.server import check_port_free, serving
 
-    check_port_free(host, port)  # before the broker and the models, not after
+    check_settings(PIPELINE)  # before the broker and the models, not after
+    check_port_free(host, port)
     async with broker(nats_url, data_dir, broker_port) as url:
         if nats_url is not None:
             await apply_to(url)
@@ -159,6 +161,7 @@ async def transcribe(
     config = request.config()
     samples = await asyncio.to_thread(decode_file, file)
     duration_s = len(samples) / v1.SAMPLE_RATE_HZ
+    check_settings(PIPELINE)
     with _progress(duration_s) as advance:
         async with broker(nats_url, None) as url, stages(url, await _stages_to_run(url)):
             client = await nats.connect(url, error_cb=ignore_errors)

@@ -21,6 +21,7 @@ __all__ = [
     "apply_to",
     "broker",
     "check_reachable",
+    "check_settings",
     "ignore_errors",
     "stages",
     "stages_served",
@@ -97,6 +98,13 @@ async def broker(
         async with EmbeddedServer(folder, port) as server:
             await apply_to(server.url)
             yield server.url
+
+
+def check_settings(names: Sequence[StageName]) -> None:
+    """Read the named stages' settings now, so that a wrong one stops start-up
+    before a broker or a model is started (``SettingsError`` names it)."""
+    for name in names:
+        build(name)
 
 
 @contextlib.asynccontextmanager
