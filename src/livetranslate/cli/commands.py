@@ -163,7 +163,10 @@ async def transcribe(
     duration_s = len(samples) / v1.SAMPLE_RATE_HZ
     check_settings(PIPELINE)
     with _progress(duration_s) as advance:
-        async with broker(nats_url, None) as url, stages(url, await _stages_to_run(url)):
+        async with (
+            broker(nats_url, None) as url,
+            stages(url, await _stages_to_run(url) if nats_url else PIPELINE),
+        ):
             client = await nats.connect(url, error_cb=ignore_errors)
             watch = SessionWatch(
                 client,
@@ -187,7 +190,10 @@ async def transcribe(
 
 
 async def _stages_to_run(url: str) -> list[StageName]:
-    """The pipeline's stages that no process runs on ``url`` yet; says which it uses."""
+    """The pipeline's stages that no process runs on a shared broker at ``url`` yet.
+
+    Says which running ones it uses. An embedded broker has none: it is not asked.
+    """
     served = await stages_served(url, PIPELINE)
     if served:
         names = ", ".join(name.value for name in PIPELINE if name in served)
