@@ -8,6 +8,7 @@ discovery) and starts only the rest.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -38,8 +39,6 @@ async def test_a_stage_counts_as_served_only_while_something_runs_it(nats_url: s
 
 
 def _wait_until_served(url: str, name: StageName, process: subprocess.Popen[bytes]) -> None:
-    import asyncio
-
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         assert process.poll() is None, f"`run {name.value}` exited {process.returncode}"
@@ -53,8 +52,6 @@ def _wait_until_served(url: str, name: StageName, process: subprocess.Popen[byte
 def test_transcribes_at_once_all_use_the_running_pipeline_however_busy(
     nats_url: str, tmp_path: Path
 ) -> None:
-    import asyncio
-
     asyncio.run(apply_to(nats_url))
     running = subprocess.Popen(
         [str(CLI), "up", "--nats", nats_url, "--port", str(free_port())],

@@ -13,13 +13,13 @@ import structlog
 from faststream.nats import NatsBroker, NatsRouter
 from nats import micro
 from nats.aio.client import Client
-from nats.micro.service import Service, ServiceConfig
+from nats.micro.service import Service, ServiceConfig, ServiceVerb, control_subject
 
 from livetranslate.streams.logs import FASTSTREAM_LOGGER
 from livetranslate.streams.publishing import Publisher
 from livetranslate.streams.sessions import SessionStore
 
-__all__ = ["SERVICE_PREFIX", "SERVICE_VERSION", "Stage", "StageRunner", "connect_broker", "running"]
+__all__ = ["Stage", "StageRunner", "connect_broker", "running"]
 
 SERVICE_PREFIX = "livetranslate-"
 """Each running stage answers NATS service discovery as ``livetranslate-<stage>``."""
@@ -69,6 +69,8 @@ class StageRunner:
         self.broker = connect_broker(url)
         self.publisher = Publisher(self.broker)
         self.stages = list(stages)
+        self._services: list[Service] = []
+        """Each stage's answer to service discovery, while it consumes."""
         for stage in self.stages:
             router = NatsRouter()
             stage.bind(router, self.publisher)
@@ -82,11 +84,12 @@ class StageRunner:
             await stage.start(self.sessions)
             log.info("stage.started", stage=stage.name)
         await self.broker.start()
-        self._services = [await _announce(client, stage.name) for stage in self.stages]
+        self._services.extend([await _announce(client, stage.name) for stage in self.stages])
 
     async def stop(self) -> None:
-        for service in getattr(self, "_services", []):
+        for service in self._services:
             await service.stop()
+        self._services.clear()
         await self.broker.stop()
         for stage in reversed(self.stages):
             await stage.stop()
@@ -118,7 +121,8 @@ async def running(client: Client, stages: Sequence[str]) -> set[str]:
     subscription = await client.subscribe(inbox)
     try:
         for stage in stages:
-            await client.publish(f"$SRV.PING.{SERVICE_PREFIX}{stage}", b"", reply=inbox)
+            ping = control_subject(ServiceVerb.PING, f"{SERVICE_PREFIX}{stage}")
+            await client.publish(ping, b"", reply=inbox)
         await client.flush()
         deadline = asyncio.get_running_loop().time() + DISCOVERY_WAIT_S
         while (left := deadline - asyncio.get_running_loop().time()) > 0:
